@@ -1,0 +1,1 @@
+"""crypto_assets: Binance spot klines -> Parquet zones -> warehouse, as Dagster assets."""

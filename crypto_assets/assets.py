@@ -1,0 +1,90 @@
+"""The kline lineage: raw_klines -> clean_klines -> snowflake_btcusdt.
+
+Each asset covers the run's whole partition range and hands its IO manager one frame per day
+(``DayFrames``), produced lazily: Binance pages are regrouped by day as they arrive, so a year
+of 1m candles streams through in one day's memory.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+
+from crypto_assets.partitions import daily_partitions
+from crypto_assets.resources import BinanceResource
+from crypto_assets.settings import KLINES
+from crypto_assets.transform import (
+    CLEAN_COLUMNS,
+    COLUMN_DESCRIPTIONS,
+    RAW_COLUMNS,
+    DayFrames,
+    clean_days,
+    raw_frame,
+    split_by_day,
+    warehouse_days,
+)
+from crypto_assets.warehouse import TABLE_METADATA_KEY
+
+KLINES_GROUP = "klines"
+KLINE_METADATA = {"symbol": KLINES.symbol, "interval": KLINES.interval}
+
+
+def _column_schema(columns: tuple[str, ...]) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, description=COLUMN_DESCRIPTIONS.get(name)) for name in columns]
+    )
+
+
+def _time_window_ms(context: dg.AssetExecutionContext) -> tuple[int, int]:
+    window = context.partition_time_window
+    return int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="raw_io_manager",
+    group_name=KLINES_GROUP,
+    kinds={"python", "parquet"},
+    metadata={**KLINE_METADATA, "dagster/column_schema": _column_schema(RAW_COLUMNS)},
+)
+def raw_klines(context: dg.AssetExecutionContext, binance: BinanceResource) -> Iterator:
+    """Closed klines for each day of the run, exactly as Binance returned them."""
+    start_ms, end_ms = _time_window_ms(context)
+    pages = binance.get_client().iter_kline_pages(KLINES.symbol, KLINES.interval, start_ms, end_ms)
+    return (
+        (day, raw_frame(rows, KLINES.symbol, KLINES.interval, datetime.now(timezone.utc)))
+        for day, rows in split_by_day(pages, list(context.partition_keys))
+    )
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="transformed_io_manager",
+    group_name=KLINES_GROUP,
+    kinds={"pandas", "parquet"},
+    metadata={**KLINE_METADATA, "dagster/column_schema": _column_schema(CLEAN_COLUMNS)},
+)
+def clean_klines(raw_klines: Iterator) -> Iterator:
+    """Typed, de-duplicated candles with the capstone's price_diff/price_change and more."""
+    return clean_days(raw_klines)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="warehouse_io_manager",
+    group_name=KLINES_GROUP,
+    kinds={"snowflake"},
+    metadata={
+        **KLINE_METADATA,
+        "partition_expr": "open_time",
+        TABLE_METADATA_KEY: KLINES.table,
+        "dagster/column_schema": _column_schema(CLEAN_COLUMNS),
+    },
+)
+def snowflake_btcusdt(clean_klines: Iterator) -> Iterator:
+    """clean_klines in the warehouse table cryptodb.cryptoschema.btcusdt, one row per candle."""
+    return warehouse_days(clean_klines)

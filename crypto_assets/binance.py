@@ -1,0 +1,393 @@
+"""The Binance spot klines client: paging, rate limits, retries and the unclosed candle.
+
+Built on python-binance's ``Client``, which supplies the HTTP session, signing and Binance's error
+parsing; this module adds what a long backfill needs from a client and python-binance leaves to the
+caller: a base URL that tests and mirrors can change, pacing under the per-minute weight budget,
+``Retry-After`` on 429/418, bounded retries with jitter, and complete, closed, de-duplicated pages.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import requests
+from binance.client import Client
+from binance.exceptions import BinanceAPIException, BinanceRequestException
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.binance.com"
+KLINE_FIELDS = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_asset_volume",
+    "num_trades",
+    "taker_base_vol",
+    "taker_quote_vol",
+    "ignore",
+)
+INTERVAL_MS = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "3d": 259_200_000,
+    "1w": 604_800_000,
+}
+INTERVALS = (*INTERVAL_MS, "1M")
+PAGE_LIMIT = 1000
+KLINES_WEIGHT = 2
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
+UNKNOWN_SYMBOL_CODE = -1121
+WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+
+Kline = list  # one kline as Binance sends it: 12 items, times and trades as ints, decimals as str
+
+
+class BinanceError(RuntimeError):
+    """A request Binance refused or that kept failing after every retry."""
+
+
+class UnknownSymbolError(BinanceError, ValueError):
+    """Binance does not list the symbol (its error -1121)."""
+
+
+def validate_symbol(symbol: str) -> str:
+    if not isinstance(symbol, str) or not SYMBOL_PATTERN.match(symbol):
+        raise ValueError(
+            f"Invalid symbol {symbol!r}: expected 2-20 upper-case letters or digits, e.g. 'BTCUSDT'."
+        )
+    return symbol
+
+
+def validate_interval(interval: str) -> str:
+    if interval not in INTERVALS:
+        raise ValueError(f"Invalid interval {interval!r}: expected one of {', '.join(INTERVALS)}.")
+    return interval
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try before giving up on one request."""
+
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 30.0
+    max_retry_after: float = 300.0
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, so many clients do not retry in lockstep."""
+        return random.uniform(0, min(self.backoff_max, self.backoff_base * 2**attempt))
+
+
+class WeightPacer:
+    """Keeps a client under Binance's per-minute request-weight budget by waiting, not by 429s.
+
+    Binance counts weight in fixed windows and reports the window's total in
+    ``X-MBX-USED-WEIGHT-1M`` on every answer; when the next request would cross the budget
+    (less a safety margin for other clients on the same IP), wait for the window to roll over.
+    """
+
+    def __init__(
+        self,
+        budget: int = 6000,
+        window_seconds: float = 60.0,
+        safety_margin: float = 0.1,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limit = int(budget * (1 - safety_margin))
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._used = 0
+        self._window = self._current_window()
+
+    def _current_window(self) -> int:
+        return int(self._clock() // self.window_seconds)
+
+    def before_request(self, weight: int) -> None:
+        if self._current_window() != self._window:
+            self._used, self._window = 0, self._current_window()
+        if self._used + weight > self.limit:
+            wait = (self._window + 1) * self.window_seconds - self._clock()
+            log.info("Binance weight %s/%s used; pausing %.1fs", self._used, self.limit, wait)
+            self._sleep(max(wait, 0.0))
+            self._used, self._window = 0, self._current_window()
+        self._used += weight
+
+    def observe(self, used_weight: str | None) -> None:
+        """Trust the server's count over ours: other clients on the same IP spend weight too."""
+        if used_weight is not None and used_weight.isdigit():
+            self._window = self._current_window()
+            self._used = int(used_weight)
+
+
+class BinanceKlinesClient:
+    """Fetches closed klines from Binance's public REST API, politely and completely."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        pacer: WeightPacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = (base_url or os.environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL).rstrip(
+            "/"
+        )
+        self.retry = retry or RetryPolicy()
+        self.pacer = pacer or WeightPacer()
+        self._sleep = sleep
+        self._client = Client(
+            api_key=api_key or os.environ.get("BINANCE_API_KEY") or None,
+            api_secret=api_secret or os.environ.get("BINANCE_API_SECRET") or None,
+            requests_params={"timeout": timeout},
+            ping=False,
+        )
+        self._client.API_URL = f"{self.base_url}/api"
+
+    def __repr__(self) -> str:
+        return f"BinanceKlinesClient(base_url={self.base_url!r})"
+
+    def _call(self, what: str, weight: int, request: Callable[[], object]) -> object:
+        """Runs one request with pacing and retries; returns the decoded JSON body."""
+        last_problem = ""
+        for attempt in range(self.retry.max_attempts):
+            self.pacer.before_request(weight)
+            try:
+                body = request()
+                self.pacer.observe(self._response_header(WEIGHT_HEADER))
+                return body
+            except BinanceAPIException as exc:
+                self.pacer.observe(exc.response.headers.get(WEIGHT_HEADER))
+                if exc.code == UNKNOWN_SYMBOL_CODE:
+                    raise
+                if exc.status_code in (418, 429):
+                    wait = _retry_after_seconds(exc.response, default=self.retry.backoff(attempt))
+                    if wait > self.retry.max_retry_after:
+                        raise BinanceError(
+                            f"{what}: Binance answered {exc.status_code} and asks to wait {wait:.0f}s,"
+                            f" longer than the {self.retry.max_retry_after:.0f}s this client waits."
+                        ) from exc
+                    last_problem = f"HTTP {exc.status_code} (code {exc.code}): {exc.message}"
+                    log.warning("%s: %s; retrying in %.1fs", what, last_problem, wait)
+                    self._sleep(wait)
+                    continue
+                if exc.status_code >= 500:
+                    last_problem = f"HTTP {exc.status_code}: {_short(exc.response.text)}"
+                else:
+                    raise BinanceError(
+                        f"{what}: Binance refused the request with HTTP {exc.status_code},"
+                        f" code {exc.code}: {exc.message}"
+                    ) from exc
+            except BinanceRequestException as exc:
+                last_problem = f"malformed body: {_short(exc.message)}"
+            except requests.RequestException as exc:
+                last_problem = f"{type(exc).__name__}: {exc}"
+            wait = self.retry.backoff(attempt)
+            log.warning("%s failed (%s); retrying in %.1fs", what, last_problem, wait)
+            self._sleep(wait)
+        raise BinanceError(
+            f"{what} failed after {self.retry.max_attempts} attempts; last problem: {last_problem}"
+        )
+
+    def _response_header(self, name: str) -> str | None:
+        response = self._client.response
+        return response.headers.get(name) if response is not None else None
+
+    def server_time_ms(self) -> int:
+        body = self._call("GET /api/v3/time", 1, self._client.get_server_time)
+        if not isinstance(body, dict) or not isinstance(body.get("serverTime"), int):
+            raise BinanceError(f"GET /api/v3/time returned an unexpected body: {_short(str(body))}")
+        return body["serverTime"]
+
+    def _klines_page(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Kline]:
+        what = f"GET /api/v3/klines {symbol} {interval} from {start_ms}"
+
+        def request() -> list[Kline]:
+            try:
+                page = self._client.get_klines(
+                    symbol=symbol,
+                    interval=interval,
+                    startTime=start_ms,
+                    endTime=end_ms - 1,
+                    limit=PAGE_LIMIT,
+                )
+            except BinanceAPIException as exc:
+                if exc.code == UNKNOWN_SYMBOL_CODE:
+                    raise UnknownSymbolError(
+                        f"Binance does not know the symbol {symbol!r} (error -1121: {exc.message})"
+                    ) from exc
+                raise
+            if not _is_kline_page(page):
+                raise BinanceRequestException(f"not a list of 12-field klines: {str(page)[:120]}")
+            return page
+
+        return self._call(what, KLINES_WEIGHT, request)  # type: ignore[return-value]
+
+    def iter_kline_pages(
+        self, symbol: str, interval: str, start_ms: int, end_ms: int
+    ) -> Iterator[list[Kline]]:
+        """Yields pages of closed klines with open_time in [start_ms, end_ms), in order.
+
+        Each page starts after the last open_time already seen, so a page boundary never
+        repeats or skips a candle; the candle still open at the server's time is dropped.
+        """
+        validate_symbol(symbol)
+        validate_interval(interval)
+        if start_ms >= end_ms:
+            return
+        server_now = self.server_time_ms()
+        cursor = start_ms
+        while cursor < end_ms:
+            page = self._klines_page(symbol, interval, cursor, end_ms)
+            closed = [
+                kline
+                for kline in page
+                if cursor <= kline[0] < end_ms and kline[6] < server_now
+            ]
+            if closed:
+                yield closed
+            if len(page) < PAGE_LIMIT or len(closed) < len(page) or page[-1][0] < cursor:
+                return
+            cursor = page[-1][0] + 1
+
+    def get_klines(
+        self,
+        symbol: str = "BTCUSDT",
+        interval: str = "1h",
+        start: TimeLike | None = None,
+        end: TimeLike | None = None,
+    ) -> list[Kline]:
+        """Every closed kline with open_time in [start, end), exactly as Binance sent it."""
+        start_ms, end_ms = time_range_ms(start, end)
+        return [
+            kline
+            for page in self.iter_kline_pages(symbol, interval, start_ms, end_ms)
+            for kline in page
+        ]
+
+
+TimeLike = int | str | datetime | date
+
+
+def to_epoch_ms(value: TimeLike) -> int:
+    """Epoch milliseconds from ms, an ISO date/time string or a date; naive times are UTC."""
+    if isinstance(value, bool):
+        raise TypeError(f"Not a time: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"Not an ISO date or time: {value!r} (e.g. '2024-01-01')") from exc
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp() * 1000)
+
+
+def time_range_ms(start: TimeLike | None, end: TimeLike | None) -> tuple[int, int]:
+    """[start, end) in epoch ms; no start means Binance's beginning, no end means now."""
+    start_ms = to_epoch_ms(start) if start is not None else 0
+    end_ms = to_epoch_ms(end) if end is not None else int(time.time() * 1000)
+    if start_ms >= end_ms:
+        raise ValueError(f"Empty time range: start {start!r} is not before end {end!r}.")
+    return start_ms, end_ms
+
+
+def get_klines(
+    symbol: str = "BTCUSDT",
+    interval: str = "1h",
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+) -> list[Kline]:
+    """The capstone's entry point: closed klines in [start, end) from ``BINANCE_BASE_URL``."""
+    return BinanceKlinesClient().get_klines(symbol, interval, start, end)
+
+
+CSV_HEADER = (*KLINE_FIELDS, "order_book")
+
+
+def save_klines_to_csv(
+    symbol: str = "BTCUSDT",
+    interval: str = "1h",
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    path: str | os.PathLike[str] | None = None,
+    client: BinanceKlinesClient | None = None,
+    on_page: Callable[[list[Kline]], None] | None = None,
+) -> Path:
+    """Writes closed klines to ``{symbol}_{interval}.csv`` (the capstone's file), page by page.
+
+    The file appears complete or not at all: rows go to a temporary file renamed at the end.
+    """
+    validate_symbol(symbol)
+    validate_interval(interval)
+    start_ms, end_ms = time_range_ms(start, end)
+    target = Path(path) if path is not None else Path(f"{symbol}_{interval}.csv")
+    client = client or BinanceKlinesClient()
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with partial.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(CSV_HEADER)
+            for page in client.iter_kline_pages(symbol, interval, start_ms, end_ms):
+                writer.writerows([*kline, ""] for kline in page)
+                if on_page is not None:
+                    on_page(page)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _is_kline_page(page: object) -> bool:
+    return isinstance(page, list) and all(
+        isinstance(kline, list)
+        and len(kline) == len(KLINE_FIELDS)
+        and isinstance(kline[0], int)
+        and isinstance(kline[6], int)
+        for kline in page
+    )
+
+
+def _retry_after_seconds(response: requests.Response, default: float) -> float:
+    value = response.headers.get("Retry-After", "")
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return default
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,83 @@
+"""Asset checks: OHLC validity on clean_klines (blocking) and warehouse completeness.
+
+The OHLC checks block: a day that fails one never reaches the warehouse in the same run.
+Completeness only warns, since Binance has real maintenance gaps.
+"""
+
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+
+from crypto_assets.assets import clean_klines, snowflake_btcusdt
+from crypto_assets.resources import WarehouseResource
+from crypto_assets.settings import KLINES
+from crypto_assets.transform import DayFrames
+from crypto_assets.validation import COMPLETENESS, OHLC_RULES, describe, validate_days
+from crypto_assets.warehouse import rows_per_day
+
+OHLC_CHECK_SPECS = [
+    dg.AssetCheckSpec(name, asset=clean_klines, blocking=True, description=describe(name))
+    for name in OHLC_RULES
+] + [dg.AssetCheckSpec(COMPLETENESS, asset=clean_klines, description=describe(COMPLETENESS))]
+
+
+def _partition_range(context: dg.AssetCheckExecutionContext) -> str:
+    keys = context.op_execution_context.partition_keys
+    return keys[0] if len(keys) == 1 else f"{keys[0]}...{keys[-1]}"
+
+
+@dg.multi_asset_check(
+    specs=OHLC_CHECK_SPECS,
+    ins={"days": dg.AssetIn(clean_klines.key)},
+)
+def ohlc_checks(
+    context: dg.AssetCheckExecutionContext, days: Iterator
+) -> Iterator[dg.AssetCheckResult]:
+    """Every OHLC rule over the run's days, each result naming the first offending open_times."""
+    report = validate_days(days, KLINES.interval, until_ms=int(time.time() * 1000))
+    partitions = _partition_range(context)
+    for name, violations in report.rules.items():
+        yield dg.AssetCheckResult(
+            check_name=name,
+            asset_key=clean_klines.key,
+            passed=violations.passed,
+            severity=dg.AssetCheckSeverity.WARN
+            if name == COMPLETENESS
+            else dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "partitions": partitions,
+                "rule": describe(name),
+                "offending_rows": violations.count,
+                "offending_open_times": dg.MetadataValue.json(violations.first_open_times),
+                "rows": report.rows,
+                "expected_rows": report.expected_rows,
+            },
+        )
+
+
+@dg.asset_check(
+    asset=snowflake_btcusdt,
+    additional_ins={"clean_days": dg.AssetIn(clean_klines.key)},
+    description="The warehouse holds as many rows per day as clean_klines.",
+)
+def warehouse_matches_clean_klines(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, clean_days: Iterator
+) -> dg.AssetCheckResult:
+    expected = {day: len(frame) for day, frame in clean_days}
+    days = list(expected)
+    loaded = rows_per_day(warehouse, KLINES.table, days[0], days[-1])
+    mismatched = {
+        day: {"clean_klines": expected[day], "warehouse": loaded.get(day, 0)}
+        for day in days
+        if loaded.get(day, 0) != expected[day]
+    }
+    return dg.AssetCheckResult(
+        passed=not mismatched,
+        metadata={
+            "partitions": _partition_range(context),
+            "clean_rows": sum(expected.values()),
+            "warehouse_rows": sum(loaded.get(day, 0) for day in days),
+            "mismatched_days": dg.MetadataValue.json(dict(list(mismatched.items())[:10])),
+        },
+    )

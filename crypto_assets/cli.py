@@ -1,0 +1,57 @@
+"""The ``crypto-assets`` console command: klines to CSV from the terminal, with progress."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from crypto_assets.binance import (
+    INTERVAL_MS,
+    BinanceError,
+    BinanceKlinesClient,
+    save_klines_to_csv,
+    time_range_ms,
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crypto-assets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    klines = commands.add_parser(
+        "klines", help="Download closed klines to a CSV file (default SYMBOL_INTERVAL.csv)."
+    )
+    klines.add_argument("symbol", help="Binance spot symbol, e.g. BTCUSDT")
+    klines.add_argument("interval", help="Kline interval, e.g. 1m or 1h")
+    klines.add_argument("--start", help="First day or time, UTC (e.g. 2024-01-01); default: the beginning")
+    klines.add_argument("--end", help="End, exclusive, UTC (e.g. 2024-02-01); default: now")
+    klines.add_argument("--out", help="CSV path; default SYMBOL_INTERVAL.csv in the current folder")
+    klines.add_argument("--base-url", help="Binance base URL; default $BINANCE_BASE_URL or api.binance.com")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    args = _parser().parse_args(argv)
+    try:
+        start_ms, end_ms = time_range_ms(args.start, args.end)
+        step = INTERVAL_MS.get(args.interval, 30 * 86_400_000)
+        with tqdm(total=max((end_ms - start_ms) // step, 1), unit="candle", file=sys.stderr) as bar:
+            path = save_klines_to_csv(
+                args.symbol,
+                args.interval,
+                start=start_ms,
+                end=end_ms,
+                path=args.out,
+                client=BinanceKlinesClient(base_url=args.base_url),
+                on_page=lambda page: bar.update(len(page)),
+            )
+            rows = bar.n
+    except (ValueError, BinanceError) as exc:
+        print(f"crypto-assets: {exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote {rows} klines to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

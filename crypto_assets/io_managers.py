@@ -1,0 +1,200 @@
+"""The Parquet IO manager: one object per daily partition, in a local folder or an S3 bucket.
+
+Both variants share the Hive-style layout
+``klines/symbol=BTCUSDT/interval=1m/date=2024-01-01.parquet`` and differ only in where bytes go.
+Values travel as ``DayFrames`` (one frame per partition day, possibly lazy), so a range run
+writes and reads one day at a time. Every object is written whole: a temporary file renamed into
+place locally, a single PUT on S3, so no reader ever sees half a day.
+"""
+
+import io
+import os
+import tempfile
+from abc import abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+from dagster_aws.s3 import S3Resource
+from pydantic import Field
+
+from crypto_assets.transform import DayFrames
+
+
+def partition_object_key(symbol: str, interval: str, partition_key: str) -> str:
+    return f"klines/symbol={symbol}/interval={interval}/date={partition_key}.parquet"
+
+
+def frame_to_parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow", compression="zstd")
+    return buffer.getvalue()
+
+
+class StoredDayMissing(FileNotFoundError):
+    """A partition was asked for that no run has written yet."""
+
+
+class KlinesParquetIOManager(dg.ConfigurableIOManager):
+    """Writes and reads one Parquet object per daily partition of a klines asset.
+
+    Symbol and interval come from the asset's definition metadata, so the same IO manager
+    serves any symbol without configuration of its own.
+    """
+
+    @abstractmethod
+    def _put(self, key: str, data: bytes) -> str:
+        """Stores data whole under key; returns the object's URI."""
+
+    @abstractmethod
+    def _get(self, key: str) -> bytes:
+        """Returns the object's bytes; raises StoredDayMissing when it does not exist."""
+
+    @abstractmethod
+    def uri(self, key: str) -> str: ...
+
+    def handle_output(self, context: dg.OutputContext, obj: DayFrames) -> None:
+        symbol, interval = _symbol_and_interval(context.definition_metadata)
+        expected = list(context.asset_partition_keys)
+        written: list[str] = []
+        rows = 0
+        first_open_time = last_open_time = None
+        for partition_key, frame in obj:
+            if partition_key not in expected:
+                raise dg.DagsterInvariantViolationError(
+                    f"{context.asset_key.to_user_string()} produced day {partition_key}, which is"
+                    f" not among this run's partitions {expected[0]}..{expected[-1]}."
+                )
+            uri = self._put(partition_object_key(symbol, interval, partition_key), frame_to_parquet(frame))
+            context.log.debug(f"Wrote {len(frame)} rows to {uri}")
+            written.append(partition_key)
+            rows += len(frame)
+            if len(frame):
+                first_open_time = first_open_time or str(frame["open_time"].iloc[0])
+                last_open_time = str(frame["open_time"].iloc[-1])
+        missing = sorted(set(expected) - set(written))
+        if missing:
+            raise dg.DagsterInvariantViolationError(
+                f"{context.asset_key.to_user_string()} produced no frame for days {missing}."
+            )
+        context.add_output_metadata(
+            {
+                "dagster/row_count": rows,
+                "days": len(written),
+                "first_open_time": first_open_time or "",
+                "last_open_time": last_open_time or "",
+                "location": dg.MetadataValue.path(
+                    self.uri(partition_object_key(symbol, interval, written[0]))
+                    if len(written) == 1
+                    else self.uri(f"klines/symbol={symbol}/interval={interval}/")
+                ),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> Iterator[tuple[str, pd.DataFrame]]:
+        upstream = context.upstream_output
+        symbol, interval = _symbol_and_interval(upstream.definition_metadata if upstream else {})
+        partition_keys = list(context.asset_partition_keys)
+        return self._read_days(context.asset_key.to_user_string(), symbol, interval, partition_keys)
+
+    def _read_days(
+        self, asset: str, symbol: str, interval: str, partition_keys: list[str]
+    ) -> Iterator[tuple[str, pd.DataFrame]]:
+        for partition_key in partition_keys:
+            key = partition_object_key(symbol, interval, partition_key)
+            try:
+                data = self._get(key)
+            except StoredDayMissing as exc:
+                raise StoredDayMissing(
+                    f"{asset} has no data for {partition_key} at {self.uri(key)}:"
+                    " materialize that partition first."
+                ) from exc
+            yield partition_key, pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+
+
+def _symbol_and_interval(metadata: dict | None) -> tuple[str, str]:
+    metadata = metadata or {}
+    try:
+        return str(metadata["symbol"]), str(metadata["interval"])
+    except KeyError as exc:
+        raise dg.DagsterInvariantViolationError(
+            f"A klines asset needs 'symbol' and 'interval' in its metadata; missing {exc}."
+        ) from exc
+
+
+class LocalKlinesIOManager(KlinesParquetIOManager):
+    """Parquet files under a local folder: the zero-setup default."""
+
+    base_dir: str = Field(description="Folder that holds this zone's klines/ tree.")
+
+    def uri(self, key: str) -> str:
+        return str(Path(self.base_dir, key))
+
+    def _put(self, key: str, data: bytes) -> str:
+        target = Path(self.base_dir, key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(data)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return str(target)
+
+    def _get(self, key: str) -> bytes:
+        try:
+            return Path(self.base_dir, key).read_bytes()
+        except FileNotFoundError as exc:
+            raise StoredDayMissing(key) from exc
+
+
+class S3KlinesIOManager(KlinesParquetIOManager):
+    """Parquet objects in an S3 bucket (or an S3-compatible store via the resource's endpoint)."""
+
+    s3: S3Resource
+    bucket: str = Field(description="Bucket for this zone, e.g. the raw or transformed bucket.")
+    prefix: str = Field(default="", description="Optional key prefix inside the bucket.")
+    server_side_encryption: str | None = Field(
+        default=None, description="S3 ServerSideEncryption for new objects, e.g. 'AES256' or 'aws:kms'."
+    )
+
+    def _object_key(self, key: str) -> str:
+        return f"{self.prefix.strip('/')}/{key}" if self.prefix.strip("/") else key
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._object_key(key)}"
+
+    def _put(self, key: str, data: bytes) -> str:
+        extra = {"ServerSideEncryption": self.server_side_encryption} if self.server_side_encryption else {}
+        try:
+            self.s3.get_client().put_object(
+                Bucket=self.bucket, Key=self._object_key(key), Body=data, **extra
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise dg.Failure(f"Could not write {self.uri(key)}: {_describe_s3_error(exc)}") from exc
+        return self.uri(key)
+
+    def _get(self, key: str) -> bytes:
+        try:
+            answer = self.s3.get_client().get_object(Bucket=self.bucket, Key=self._object_key(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise StoredDayMissing(key) from exc
+            raise dg.Failure(f"Could not read {self.uri(key)}: {_describe_s3_error(exc)}") from exc
+        except BotoCoreError as exc:
+            raise dg.Failure(f"Could not read {self.uri(key)}: {_describe_s3_error(exc)}") from exc
+        return answer["Body"].read()
+
+
+def _describe_s3_error(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        if code == "NoSuchBucket":
+            return f"the bucket {error.get('BucketName', '')!r} does not exist (NoSuchBucket)"
+        return f"{code}: {error.get('Message', '')}"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,156 @@
+"""Resource sets for the two environments. Asset code sees the same keys in both:
+
+- ``binance``: the klines client (base URL from ``BINANCE_BASE_URL``);
+- ``raw_io_manager`` / ``transformed_io_manager``: Parquet zones (local folders, or S3 buckets);
+- ``warehouse_io_manager``: DuckDB file ``cryptodb`` locally, Snowflake in prod;
+- ``warehouse``: read-only SQL against the same warehouse, for checks.
+
+Prod settings and secrets come from environment variables through ``dg.EnvVar``; a missing
+required one stops the load with its name, instead of failing late inside a run.
+"""
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from dagster_duckdb import DuckDBResource
+from dagster_snowflake import SnowflakeResource
+from pydantic import Field
+
+from crypto_assets.binance import DEFAULT_BASE_URL, BinanceKlinesClient
+from crypto_assets.io_managers import LocalKlinesIOManager, S3KlinesIOManager
+from crypto_assets.settings import SettingsError, local_home
+from crypto_assets.warehouse import DuckDBWarehouseIOManager, SnowflakeWarehouseIOManager
+
+DATABASE = "cryptodb"
+SCHEMA = "cryptoschema"
+
+
+class BinanceResource(dg.ConfigurableResource):
+    """Binance's public market data API. API keys, if any, stay in the environment."""
+
+    base_url: str = Field(default=DEFAULT_BASE_URL, description="Binance REST base URL.")
+    timeout_seconds: float = Field(default=10.0, description="Timeout of every request.")
+
+    def get_client(self) -> BinanceKlinesClient:
+        return BinanceKlinesClient(base_url=self.base_url, timeout=self.timeout_seconds)
+
+
+class WarehouseResource(dg.ConfigurableResource, ABC):
+    """Runs read-only SQL that both DuckDB and Snowflake understand, e.g. counts per day."""
+
+    @abstractmethod
+    def query(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+
+class DuckDBWarehouse(WarehouseResource):
+    duckdb: DuckDBResource
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with self.duckdb.get_connection() as connection:
+            return connection.execute(sql).fetchall()
+
+
+class SnowflakeWarehouse(WarehouseResource):
+    snowflake: SnowflakeResource
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with self.snowflake.get_connection() as connection:
+            with _closing_cursor(connection) as cursor:
+                return list(cursor.execute(sql).fetchall())
+
+
+@contextmanager
+def _closing_cursor(connection: Any):  # noqa: ANN202
+    cursor = connection.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+def binance_resource(environ: Mapping[str, str] = os.environ) -> BinanceResource:
+    return BinanceResource(base_url=environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL)
+
+
+def local_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    home = local_home(environ)
+    duckdb_path = str(home / f"{DATABASE}.duckdb")
+    return {
+        "binance": binance_resource(environ),
+        "raw_io_manager": LocalKlinesIOManager(base_dir=str(home / "raw")),
+        "transformed_io_manager": LocalKlinesIOManager(base_dir=str(home / "transformed")),
+        "warehouse_io_manager": DuckDBWarehouseIOManager(database=duckdb_path, schema=SCHEMA),
+        "warehouse": DuckDBWarehouse(duckdb=DuckDBResource(database=duckdb_path)),
+    }
+
+
+PROD_REQUIRED = (
+    "CRYPTO_ASSETS_RAW_BUCKET",
+    "CRYPTO_ASSETS_TRANSFORMED_BUCKET",
+    "SNOWFLAKE_ACCOUNT",
+    "SNOWFLAKE_USER",
+    "SNOWFLAKE_WAREHOUSE",
+)
+SNOWFLAKE_AUTH = ("SNOWFLAKE_PASSWORD", "SNOWFLAKE_PRIVATE_KEY_PATH", "SNOWFLAKE_PRIVATE_KEY")
+
+
+def _optional(environ: Mapping[str, str], name: str) -> dg.EnvVar | None:
+    return dg.EnvVar(name) if environ.get(name) else None
+
+
+def snowflake_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Connection settings shared by the Snowflake IO manager and query resource."""
+    auth: dict[str, Any]
+    if environ.get("SNOWFLAKE_PRIVATE_KEY_PATH"):
+        auth = {"private_key_path": dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PATH")}
+    elif environ.get("SNOWFLAKE_PRIVATE_KEY"):
+        auth = {"private_key": dg.EnvVar("SNOWFLAKE_PRIVATE_KEY")}
+    else:
+        auth = {"password": dg.EnvVar("SNOWFLAKE_PASSWORD")}
+    if "password" not in auth and environ.get("SNOWFLAKE_PRIVATE_KEY_PASSWORD"):
+        auth["private_key_password"] = dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PASSWORD")
+    return {
+        "account": dg.EnvVar("SNOWFLAKE_ACCOUNT"),
+        "user": dg.EnvVar("SNOWFLAKE_USER"),
+        "warehouse": dg.EnvVar("SNOWFLAKE_WAREHOUSE"),
+        "role": _optional(environ, "SNOWFLAKE_ROLE"),
+        "database": environ.get("SNOWFLAKE_DATABASE", DATABASE.upper()),
+        **auth,
+    }
+
+
+def prod_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    missing = [name for name in PROD_REQUIRED if not environ.get(name)]
+    if not any(environ.get(name) for name in SNOWFLAKE_AUTH):
+        missing.append(" or ".join(SNOWFLAKE_AUTH))
+    if missing:
+        raise SettingsError(
+            "CRYPTO_ASSETS_ENV=prod needs these environment variables: " + ", ".join(missing)
+        )
+    s3 = S3Resource(
+        region_name=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+        endpoint_url=environ.get("AWS_ENDPOINT_URL_S3") or None,
+    )
+    sse = environ.get("CRYPTO_ASSETS_S3_SSE") or None
+    snowflake = snowflake_settings(environ)
+    schema = environ.get("SNOWFLAKE_SCHEMA", SCHEMA.upper())
+    return {
+        "binance": binance_resource(environ),
+        "raw_io_manager": S3KlinesIOManager(
+            s3=s3, bucket=dg.EnvVar("CRYPTO_ASSETS_RAW_BUCKET"), server_side_encryption=sse
+        ),
+        "transformed_io_manager": S3KlinesIOManager(
+            s3=s3, bucket=dg.EnvVar("CRYPTO_ASSETS_TRANSFORMED_BUCKET"), server_side_encryption=sse
+        ),
+        "warehouse_io_manager": SnowflakeWarehouseIOManager(**snowflake, schema=schema),
+        "warehouse": SnowflakeWarehouse(snowflake=SnowflakeResource(**snowflake, schema=schema)),
+    }
+
+
+def resources_for(environment: str, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    return {"local": local_resources, "prod": prod_resources}[environment](environ)

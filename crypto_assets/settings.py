@@ -1,0 +1,75 @@
+"""What the project tracks and where it keeps local data, read once from the environment.
+
+Symbol and interval shape the partitions and the asset definitions, so they are fixed when the
+code location loads; a bad value stops the load with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from crypto_assets.binance import INTERVAL_MS, validate_interval, validate_symbol
+from crypto_assets.transform import DAY_MS
+
+FIRST_TRADING_DAYS = {"BTCUSDT": "2017-08-17", "ETHUSDT": "2017-08-17"}
+DAILY_INTERVALS = tuple(name for name, ms in INTERVAL_MS.items() if DAY_MS % ms == 0)
+CHECKOUT_DIR = Path(__file__).resolve().parents[1]
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the project cannot run with."""
+
+
+@dataclass(frozen=True)
+class KlineSettings:
+    symbol: str
+    interval: str
+    start_date: str
+
+    @property
+    def table(self) -> str:
+        """The warehouse table: the symbol in lower case, e.g. btcusdt."""
+        return self.symbol.lower()
+
+
+def load_kline_settings(environ: os._Environ[str] | dict[str, str] = os.environ) -> KlineSettings:
+    symbol = environ.get("CRYPTO_ASSETS_SYMBOL", "BTCUSDT")
+    interval = environ.get("CRYPTO_ASSETS_INTERVAL", "1m")
+    try:
+        validate_symbol(symbol)
+        validate_interval(interval)
+    except ValueError as exc:
+        raise SettingsError(f"CRYPTO_ASSETS_SYMBOL / CRYPTO_ASSETS_INTERVAL: {exc}") from exc
+    if interval not in DAILY_INTERVALS:
+        raise SettingsError(
+            f"CRYPTO_ASSETS_INTERVAL={interval!r} does not divide a UTC day into whole candles;"
+            f" daily partitions need one of {', '.join(DAILY_INTERVALS)}."
+        )
+    start_date = environ.get("CRYPTO_ASSETS_START_DATE") or FIRST_TRADING_DAYS.get(symbol)
+    if start_date is None:
+        raise SettingsError(
+            f"No first trading day known for {symbol}: set CRYPTO_ASSETS_START_DATE (YYYY-MM-DD)."
+        )
+    try:
+        date.fromisoformat(start_date)
+    except ValueError as exc:
+        raise SettingsError(f"CRYPTO_ASSETS_START_DATE={start_date!r} is not YYYY-MM-DD.") from exc
+    return KlineSettings(symbol=symbol, interval=interval, start_date=start_date)
+
+
+def environment_name(environ: os._Environ[str] | dict[str, str] = os.environ) -> str:
+    name = environ.get("CRYPTO_ASSETS_ENV", "local")
+    if name not in ("local", "prod"):
+        raise SettingsError(f"CRYPTO_ASSETS_ENV={name!r}: expected 'local' or 'prod'.")
+    return name
+
+
+def local_home(environ: os._Environ[str] | dict[str, str] = os.environ) -> Path:
+    """Where local runs keep Parquet zones and the DuckDB file (git ignores ./data)."""
+    return Path(environ.get("CRYPTO_ASSETS_HOME") or CHECKOUT_DIR / "data").resolve()
+
+
+KLINES = load_kline_settings()

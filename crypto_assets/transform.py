@@ -1,0 +1,209 @@
+"""Pure pandas: klines as received -> typed, de-duplicated candles with derived columns.
+
+Nothing here knows about Dagster, S3 or Binance's HTTP API, so every rule can be tested on a
+small frame. Frames travel one UTC day at a time (``DayFrames``) so a year-long range never has
+to sit in memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+
+from crypto_assets.binance import INTERVAL_MS, KLINE_FIELDS, Kline
+
+DayFrames = Iterable[tuple[str, pd.DataFrame]]
+"""(partition key 'YYYY-MM-DD', that day's frame) pairs in day order, possibly lazy."""
+
+DAY_MS = 86_400_000
+DECIMAL_FIELDS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_asset_volume",
+    "taker_base_vol",
+    "taker_quote_vol",
+)
+RAW_COLUMNS = (*KLINE_FIELDS, "symbol", "interval", "fetched_at")
+CLEAN_COLUMNS = (
+    "open_time",
+    "symbol",
+    "interval",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_asset_volume",
+    "num_trades",
+    "taker_base_vol",
+    "taker_quote_vol",
+    "price_diff",
+    "price_change",
+    "candle_return",
+    "typical_price",
+    "vwap",
+    "taker_buy_ratio",
+)
+COLUMN_DESCRIPTIONS = {
+    "open_time": "Candle open time, UTC",
+    "symbol": "Binance spot symbol, e.g. BTCUSDT",
+    "interval": "Kline interval, e.g. 1m",
+    "open": "First trade price in the candle",
+    "high": "Highest trade price",
+    "low": "Lowest trade price",
+    "close": "Last trade price",
+    "volume": "Base asset volume",
+    "close_time": "Candle close time, UTC (open_time + interval - 1 ms)",
+    "quote_asset_volume": "Quote asset volume",
+    "num_trades": "Number of trades",
+    "taker_base_vol": "Taker buy base asset volume",
+    "taker_quote_vol": "Taker buy quote asset volume",
+    "price_diff": "high - low (the capstone's range)",
+    "price_change": "close - open (the capstone's change)",
+    "candle_return": "close / open - 1",
+    "typical_price": "(high + low + close) / 3",
+    "vwap": "quote_asset_volume / volume; empty when no volume",
+    "taker_buy_ratio": "taker_base_vol / volume; empty when no volume",
+}
+
+
+class KlineDataError(ValueError):
+    """Klines that cannot be typed: names the column, the value and the candle."""
+
+
+def day_key(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def day_start_ms(partition_key: str) -> int:
+    day = date.fromisoformat(partition_key)
+    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def day_keys_between(first_key: str, last_key: str) -> list[str]:
+    """Every day key from first_key to last_key, both included."""
+    first, last = date.fromisoformat(first_key), date.fromisoformat(last_key)
+    return [(first + timedelta(days=offset)).isoformat() for offset in range((last - first).days + 1)]
+
+
+def split_by_day(pages: Iterable[list[Kline]], day_keys: list[str]) -> Iterator[tuple[str, list[Kline]]]:
+    """Regroups ordered pages of klines into one list per UTC day, holding one day at a time.
+
+    Every key in ``day_keys`` is yielded, in order, even a day Binance has no candles for.
+    """
+    pending = iter(day_keys)
+    current = next(pending, None)
+    rows: list[Kline] = []
+    for page in pages:
+        for kline in page:
+            key = day_key(kline[0])
+            while current is not None and key > current:
+                yield current, rows
+                rows, current = [], next(pending, None)
+            if key == current:
+                rows.append(kline)
+    while current is not None:
+        yield current, rows
+        rows, current = [], next(pending, None)
+
+
+def raw_frame(klines: list[Kline], symbol: str, interval: str, fetched_at: datetime) -> pd.DataFrame:
+    """The klines exactly as Binance sent them, plus where and when they came from."""
+    frame = pd.DataFrame(klines, columns=list(KLINE_FIELDS))
+    frame = frame.astype(
+        {
+            "open_time": "int64",
+            "close_time": "int64",
+            "num_trades": "int64",
+            **{field: "string" for field in (*DECIMAL_FIELDS, "ignore")},
+        }
+    )
+    frame["symbol"] = pd.Series([symbol] * len(frame), dtype="string")
+    frame["interval"] = pd.Series([interval] * len(frame), dtype="string")
+    frame["fetched_at"] = pd.Series([pd.Timestamp(fetched_at)] * len(frame), dtype="datetime64[ns, UTC]")
+    return frame
+
+
+def _to_float(raw: pd.DataFrame, column: str) -> pd.Series:
+    values = pd.to_numeric(raw[column], errors="coerce").astype("float64")
+    bad = values.isna() & raw[column].notna()
+    if bad.any():
+        first = bad.idxmax()
+        raise KlineDataError(
+            f"Column {column!r} holds {raw.at[first, column]!r}, not a number"
+            f" (candle open_time {raw.at[first, 'open_time']}; {int(bad.sum())} such values)."
+        )
+    return values
+
+
+def clean_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    """Typed, sorted, one row per open_time, ``ignore`` dropped, derived columns added."""
+    missing = [column for column in RAW_COLUMNS if column not in raw.columns]
+    if missing:
+        raise KlineDataError(f"Raw klines lack the columns {missing}.")
+    frame = raw.drop_duplicates(subset="open_time", keep="last").sort_values("open_time")
+    frame = frame.reset_index(drop=True)
+    clean = pd.DataFrame(
+        {
+            "open_time": pd.to_datetime(frame["open_time"], unit="ms", utc=True),
+            "symbol": frame["symbol"].astype("string"),
+            "interval": frame["interval"].astype("string"),
+            **{column: _to_float(frame, column) for column in DECIMAL_FIELDS},
+            "close_time": pd.to_datetime(frame["close_time"], unit="ms", utc=True),
+            "num_trades": frame["num_trades"].astype("int64"),
+        }
+    )
+    volume = clean["volume"].where(clean["volume"] > 0)
+    clean["price_diff"] = clean["high"] - clean["low"]
+    clean["price_change"] = clean["close"] - clean["open"]
+    clean["candle_return"] = clean["close"] / clean["open"] - 1
+    clean["typical_price"] = (clean["high"] + clean["low"] + clean["close"]) / 3
+    clean["vwap"] = clean["quote_asset_volume"] / volume
+    clean["taker_buy_ratio"] = clean["taker_base_vol"] / volume
+    return clean[list(CLEAN_COLUMNS)]
+
+
+def clean_days(raw_days: DayFrames) -> Iterator[tuple[str, pd.DataFrame]]:
+    """Cleans day by day, so a long range costs one day of memory."""
+    for key, raw in raw_days:
+        yield key, clean_frame(raw)
+
+
+def split_frame_by_day(frame: pd.DataFrame, day_keys: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    """One frame per day key, by the UTC date of open_time; days without rows get an empty frame."""
+    open_days = pd.to_datetime(frame["open_time"], utc=True).dt.strftime("%Y-%m-%d")
+    return [(key, frame[open_days == key].reset_index(drop=True)) for key in day_keys]
+
+
+def warehouse_days(clean_days: DayFrames) -> Iterator[tuple[str, pd.DataFrame]]:
+    for key, clean in clean_days:
+        yield key, warehouse_frame(clean)
+
+
+def warehouse_frame(clean: pd.DataFrame) -> pd.DataFrame:
+    """The warehouse row shape: timestamps as naive UTC (Snowflake TIMESTAMP_NTZ, DuckDB TIMESTAMP).
+
+    Naive UTC keeps range deletes (``open_time >= '2024-01-01 00:00:00'``) independent of the
+    session time zone of whoever runs them.
+    """
+    frame = clean.copy()
+    for column in ("open_time", "close_time"):
+        frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    frame["symbol"] = frame["symbol"].astype(object)
+    frame["interval"] = frame["interval"].astype(object)
+    return frame
+
+
+def expected_open_times(partition_key: str, interval: str, until_ms: int | None = None) -> np.ndarray:
+    """Open times (epoch ms) of the candles a complete day holds; only those closed by ``until_ms``."""
+    start = day_start_ms(partition_key)
+    step = INTERVAL_MS[interval]
+    end = start + DAY_MS if until_ms is None else min(start + DAY_MS, until_ms - step + 1)
+    return np.arange(start, max(end, start), step, dtype="int64")

@@ -1,0 +1,105 @@
+"""Pure transforms: typing, de-duplication, derived columns, regrouping by day."""
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+
+from crypto_assets.transform import (
+    CLEAN_COLUMNS,
+    KlineDataError,
+    clean_frame,
+    day_keys_between,
+    expected_open_times,
+    raw_frame,
+    split_by_day,
+    split_frame_by_day,
+    warehouse_frame,
+)
+
+FETCHED_AT = datetime(2024, 1, 2, tzinfo=timezone.utc)
+
+
+def kline(open_time: int, open_="100.0", high="110.0", low="90.0", close="105.0") -> list:
+    return [open_time, open_, high, low, close, "2.0", open_time + 59_999, "210.0", 7, "0.5", "52.5", "0"]
+
+
+def test_raw_frame_keeps_binance_text_and_adds_provenance():
+    frame = raw_frame([kline(1_704_067_200_000, open_="42283.58000000")], "BTCUSDT", "1m", FETCHED_AT)
+    assert frame.loc[0, "open"] == "42283.58000000"
+    assert frame.loc[0, "open_time"] == 1_704_067_200_000
+    assert frame.loc[0, "num_trades"] == 7
+    assert frame.loc[0, "symbol"] == "BTCUSDT"
+    assert frame.loc[0, "interval"] == "1m"
+    assert frame.loc[0, "fetched_at"] == pd.Timestamp(FETCHED_AT)
+
+
+def test_clean_frame_types_sorts_deduplicates_and_derives():
+    start = 1_704_067_200_000
+    raw = raw_frame(
+        [kline(start + 60_000), kline(start, close="95.0"), kline(start + 60_000)],
+        "BTCUSDT",
+        "1m",
+        FETCHED_AT,
+    )
+    clean = clean_frame(raw)
+    assert list(clean.columns) == list(CLEAN_COLUMNS)
+    assert "ignore" not in clean.columns
+    assert len(clean) == 2
+    assert clean["open_time"].tolist() == [
+        pd.Timestamp("2024-01-01 00:00", tz="UTC"),
+        pd.Timestamp("2024-01-01 00:01", tz="UTC"),
+    ]
+    first = clean.iloc[0]
+    assert first["close_time"] == pd.Timestamp("2024-01-01 00:00:59.999", tz="UTC")
+    assert first["price_diff"] == pytest.approx(20.0)
+    assert first["price_change"] == pytest.approx(-5.0)
+    assert first["candle_return"] == pytest.approx(-0.05)
+    assert first["typical_price"] == pytest.approx((110 + 90 + 95) / 3)
+    assert first["vwap"] == pytest.approx(105.0)
+    assert first["taker_buy_ratio"] == pytest.approx(0.25)
+    assert clean["num_trades"].dtype == "int64"
+
+
+def test_clean_frame_leaves_vwap_empty_without_volume():
+    row = kline(1_704_067_200_000)
+    row[5] = "0"
+    clean = clean_frame(raw_frame([row], "BTCUSDT", "1m", FETCHED_AT))
+    assert pd.isna(clean.loc[0, "vwap"]) and pd.isna(clean.loc[0, "taker_buy_ratio"])
+
+
+def test_clean_frame_names_the_bad_value_and_candle():
+    row = kline(1_704_067_200_000, high="12x")
+    with pytest.raises(KlineDataError, match=r"'high' holds '12x'.*1704067200000"):
+        clean_frame(raw_frame([row], "BTCUSDT", "1m", FETCHED_AT))
+
+
+def test_split_by_day_regroups_pages_and_keeps_empty_days():
+    day1, day3 = 1_704_067_200_000, 1_704_067_200_000 + 2 * 86_400_000
+    pages = [[kline(day1), kline(day1 + 60_000)], [kline(day3)]]
+    days = list(split_by_day(iter(pages), day_keys_between("2024-01-01", "2024-01-03")))
+    assert [key for key, _ in days] == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert [len(rows) for _, rows in days] == [2, 0, 1]
+
+
+def test_split_frame_by_day_uses_utc_dates():
+    clean = clean_frame(
+        raw_frame([kline(1_704_153_540_000), kline(1_704_153_600_000)], "BTCUSDT", "1m", FETCHED_AT)
+    )
+    days = split_frame_by_day(clean, ["2024-01-01", "2024-01-02"])
+    assert [(key, len(frame)) for key, frame in days] == [("2024-01-01", 1), ("2024-01-02", 1)]
+
+
+def test_warehouse_frame_stores_naive_utc():
+    clean = clean_frame(raw_frame([kline(1_704_067_200_000)], "BTCUSDT", "1m", FETCHED_AT))
+    frame = warehouse_frame(clean)
+    assert frame.loc[0, "open_time"] == pd.Timestamp("2024-01-01 00:00")
+    assert frame["open_time"].dt.tz is None
+
+
+def test_expected_open_times_full_day_and_until_now():
+    assert len(expected_open_times("2024-01-01", "1m")) == 1440
+    assert len(expected_open_times("2024-01-01", "1h")) == 24
+    noon = 1_704_067_200_000 + 12 * 3_600_000
+    # candles closed by 12:00:30 are those opened up to 11:59
+    assert len(expected_open_times("2024-01-01", "1m", until_ms=noon + 30_000)) == 720
