@@ -5,11 +5,9 @@ Each asset covers the run's whole partition range and hands its IO manager one f
 of 1m candles streams through in one day's memory.
 """
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import dagster as dg
-import pandas as pd
 
 from crypto_assets.partitions import daily_partitions
 from crypto_assets.resources import BinanceResource
@@ -32,7 +30,9 @@ KLINE_METADATA = {"symbol": KLINES.symbol, "interval": KLINES.interval}
 
 def _column_schema(columns: tuple[str, ...]) -> dg.TableSchema:
     return dg.TableSchema(
-        columns=[dg.TableColumn(name, description=COLUMN_DESCRIPTIONS.get(name)) for name in columns]
+        columns=[
+            dg.TableColumn(name, description=COLUMN_DESCRIPTIONS.get(name)) for name in columns
+        ]
     )
 
 
@@ -49,11 +49,11 @@ def _time_window_ms(context: dg.AssetExecutionContext) -> tuple[int, int]:
     kinds={"python", "parquet"},
     metadata={**KLINE_METADATA, "dagster/column_schema": _column_schema(RAW_COLUMNS)},
 )
-def raw_klines(context: dg.AssetExecutionContext, binance: BinanceResource) -> Iterator:
+def raw_klines(context: dg.AssetExecutionContext, binance: BinanceResource) -> DayFrames:
     """Closed klines for each day of the run, exactly as Binance returned them."""
     start_ms, end_ms = _time_window_ms(context)
     pages = binance.get_client().iter_kline_pages(KLINES.symbol, KLINES.interval, start_ms, end_ms)
-    return (
+    return DayFrames(
         (day, raw_frame(rows, KLINES.symbol, KLINES.interval, datetime.now(timezone.utc)))
         for day, rows in split_by_day(pages, list(context.partition_keys))
     )
@@ -67,7 +67,7 @@ def raw_klines(context: dg.AssetExecutionContext, binance: BinanceResource) -> I
     kinds={"pandas", "parquet"},
     metadata={**KLINE_METADATA, "dagster/column_schema": _column_schema(CLEAN_COLUMNS)},
 )
-def clean_klines(raw_klines: Iterator) -> Iterator:
+def clean_klines(raw_klines: DayFrames) -> DayFrames:
     """Typed, de-duplicated candles with the capstone's price_diff/price_change and more."""
     return clean_days(raw_klines)
 
@@ -85,6 +85,6 @@ def clean_klines(raw_klines: Iterator) -> Iterator:
         "dagster/column_schema": _column_schema(CLEAN_COLUMNS),
     },
 )
-def snowflake_btcusdt(clean_klines: Iterator) -> Iterator:
+def snowflake_btcusdt(clean_klines: DayFrames) -> DayFrames:
     """clean_klines in the warehouse table cryptodb.cryptoschema.btcusdt, one row per candle."""
     return warehouse_days(clean_klines)

@@ -78,7 +78,8 @@ class UnknownSymbolError(BinanceError, ValueError):
 def validate_symbol(symbol: str) -> str:
     if not isinstance(symbol, str) or not SYMBOL_PATTERN.match(symbol):
         raise ValueError(
-            f"Invalid symbol {symbol!r}: expected 2-20 upper-case letters or digits, e.g. 'BTCUSDT'."
+            f"Invalid symbol {symbol!r}: expected 2-20 upper-case letters or digits,"
+            " e.g. 'BTCUSDT'."
         )
     return symbol
 
@@ -193,7 +194,8 @@ class BinanceKlinesClient:
                     wait = _retry_after_seconds(exc.response, default=self.retry.backoff(attempt))
                     if wait > self.retry.max_retry_after:
                         raise BinanceError(
-                            f"{what}: Binance answered {exc.status_code} and asks to wait {wait:.0f}s,"
+                            f"{what}: Binance answered {exc.status_code} and asks to wait"
+                            f" {wait:.0f}s,"
                             f" longer than the {self.retry.max_retry_after:.0f}s this client waits."
                         ) from exc
                     last_problem = f"HTTP {exc.status_code} (code {exc.code}): {exc.message}"
@@ -269,9 +271,7 @@ class BinanceKlinesClient:
         while cursor < end_ms:
             page = self._klines_page(symbol, interval, cursor, end_ms)
             closed = [
-                kline
-                for kline in page
-                if cursor <= kline[0] < end_ms and kline[6] < server_now
+                kline for kline in page if cursor <= kline[0] < end_ms and kline[6] < server_now
             ]
             if closed:
                 yield closed

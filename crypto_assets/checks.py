@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from crypto_assets.assets import clean_klines, snowflake_btcusdt
+from crypto_assets.partitions import daily_partitions
 from crypto_assets.resources import WarehouseResource
 from crypto_assets.settings import KLINES
 from crypto_assets.transform import DayFrames
@@ -17,9 +18,15 @@ from crypto_assets.validation import COMPLETENESS, OHLC_RULES, describe, validat
 from crypto_assets.warehouse import rows_per_day
 
 OHLC_CHECK_SPECS = [
-    dg.AssetCheckSpec(name, asset=clean_klines, blocking=True, description=describe(name))
-    for name in OHLC_RULES
-] + [dg.AssetCheckSpec(COMPLETENESS, asset=clean_klines, description=describe(COMPLETENESS))]
+    dg.AssetCheckSpec(
+        name,
+        asset=clean_klines,
+        blocking=name != COMPLETENESS,
+        description=describe(name),
+        partitions_def=daily_partitions,
+    )
+    for name in (*OHLC_RULES, COMPLETENESS)
+]
 
 
 def _partition_range(context: dg.AssetCheckExecutionContext) -> str:
@@ -32,7 +39,7 @@ def _partition_range(context: dg.AssetCheckExecutionContext) -> str:
     ins={"days": dg.AssetIn(clean_klines.key)},
 )
 def ohlc_checks(
-    context: dg.AssetCheckExecutionContext, days: Iterator
+    context: dg.AssetCheckExecutionContext, days: DayFrames
 ) -> Iterator[dg.AssetCheckResult]:
     """Every OHLC rule over the run's days, each result naming the first offending open_times."""
     report = validate_days(days, KLINES.interval, until_ms=int(time.time() * 1000))
@@ -60,9 +67,10 @@ def ohlc_checks(
     asset=snowflake_btcusdt,
     additional_ins={"clean_days": dg.AssetIn(clean_klines.key)},
     description="The warehouse holds as many rows per day as clean_klines.",
+    partitions_def=daily_partitions,
 )
 def warehouse_matches_clean_klines(
-    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, clean_days: Iterator
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, clean_days: DayFrames
 ) -> dg.AssetCheckResult:
     expected = {day: len(frame) for day, frame in clean_days}
     days = list(expected)

@@ -21,10 +21,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     klines.add_argument("symbol", help="Binance spot symbol, e.g. BTCUSDT")
     klines.add_argument("interval", help="Kline interval, e.g. 1m or 1h")
-    klines.add_argument("--start", help="First day or time, UTC (e.g. 2024-01-01); default: the beginning")
+    klines.add_argument(
+        "--start", help="First day or time, UTC (e.g. 2024-01-01); default: the beginning"
+    )
     klines.add_argument("--end", help="End, exclusive, UTC (e.g. 2024-02-01); default: now")
     klines.add_argument("--out", help="CSV path; default SYMBOL_INTERVAL.csv in the current folder")
-    klines.add_argument("--base-url", help="Binance base URL; default $BINANCE_BASE_URL or api.binance.com")
+    klines.add_argument(
+        "--base-url", help="Binance base URL; default $BINANCE_BASE_URL or api.binance.com"
+    )
     return parser
 
 

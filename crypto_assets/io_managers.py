@@ -67,7 +67,9 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                     f"{context.asset_key.to_user_string()} produced day {partition_key}, which is"
                     f" not among this run's partitions {expected[0]}..{expected[-1]}."
                 )
-            uri = self._put(partition_object_key(symbol, interval, partition_key), frame_to_parquet(frame))
+            uri = self._put(
+                partition_object_key(symbol, interval, partition_key), frame_to_parquet(frame)
+            )
             context.log.debug(f"Wrote {len(frame)} rows to {uri}")
             written.append(partition_key)
             rows += len(frame)
@@ -93,11 +95,13 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> Iterator[tuple[str, pd.DataFrame]]:
+    def load_input(self, context: dg.InputContext) -> DayFrames:
         upstream = context.upstream_output
         symbol, interval = _symbol_and_interval(upstream.definition_metadata if upstream else {})
         partition_keys = list(context.asset_partition_keys)
-        return self._read_days(context.asset_key.to_user_string(), symbol, interval, partition_keys)
+        return DayFrames(
+            self._read_days(context.asset_key.to_user_string(), symbol, interval, partition_keys)
+        )
 
     def _read_days(
         self, asset: str, symbol: str, interval: str, partition_keys: list[str]
@@ -159,7 +163,8 @@ class S3KlinesIOManager(KlinesParquetIOManager):
     bucket: str = Field(description="Bucket for this zone, e.g. the raw or transformed bucket.")
     prefix: str = Field(default="", description="Optional key prefix inside the bucket.")
     server_side_encryption: str | None = Field(
-        default=None, description="S3 ServerSideEncryption for new objects, e.g. 'AES256' or 'aws:kms'."
+        default=None,
+        description="S3 ServerSideEncryption for new objects, e.g. 'AES256' or 'aws:kms'.",
     )
 
     def _object_key(self, key: str) -> str:
@@ -169,7 +174,11 @@ class S3KlinesIOManager(KlinesParquetIOManager):
         return f"s3://{self.bucket}/{self._object_key(key)}"
 
     def _put(self, key: str, data: bytes) -> str:
-        extra = {"ServerSideEncryption": self.server_side_encryption} if self.server_side_encryption else {}
+        extra = (
+            {"ServerSideEncryption": self.server_side_encryption}
+            if self.server_side_encryption
+            else {}
+        )
         try:
             self.s3.get_client().put_object(
                 Bucket=self.bucket, Key=self._object_key(key), Body=data, **extra

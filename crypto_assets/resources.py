@@ -59,13 +59,12 @@ class SnowflakeWarehouse(WarehouseResource):
     snowflake: SnowflakeResource
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        with self.snowflake.get_connection() as connection:
-            with _closing_cursor(connection) as cursor:
-                return list(cursor.execute(sql).fetchall())
+        with self.snowflake.get_connection() as connection, _closing_cursor(connection) as cursor:
+            return list(cursor.execute(sql).fetchall())
 
 
 @contextmanager
-def _closing_cursor(connection: Any):  # noqa: ANN202
+def _closing_cursor(connection: Any):
     cursor = connection.cursor()
     try:
         yield cursor

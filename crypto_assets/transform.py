@@ -15,8 +15,19 @@ import pandas as pd
 
 from crypto_assets.binance import INTERVAL_MS, KLINE_FIELDS, Kline
 
-DayFrames = Iterable[tuple[str, pd.DataFrame]]
-"""(partition key 'YYYY-MM-DD', that day's frame) pairs in day order, possibly lazy."""
+
+class DayFrames:
+    """(partition key 'YYYY-MM-DD', that day's frame) pairs in day order, produced lazily.
+
+    The value assets hand their IO managers: iterating it computes one day at a time.
+    """
+
+    def __init__(self, pairs: Iterable[tuple[str, pd.DataFrame]]) -> None:
+        self._pairs = pairs
+
+    def __iter__(self) -> Iterator[tuple[str, pd.DataFrame]]:
+        return iter(self._pairs)
+
 
 DAY_MS = 86_400_000
 DECIMAL_FIELDS = (
@@ -90,10 +101,14 @@ def day_start_ms(partition_key: str) -> int:
 def day_keys_between(first_key: str, last_key: str) -> list[str]:
     """Every day key from first_key to last_key, both included."""
     first, last = date.fromisoformat(first_key), date.fromisoformat(last_key)
-    return [(first + timedelta(days=offset)).isoformat() for offset in range((last - first).days + 1)]
+    return [
+        (first + timedelta(days=offset)).isoformat() for offset in range((last - first).days + 1)
+    ]
 
 
-def split_by_day(pages: Iterable[list[Kline]], day_keys: list[str]) -> Iterator[tuple[str, list[Kline]]]:
+def split_by_day(
+    pages: Iterable[list[Kline]], day_keys: list[str]
+) -> Iterator[tuple[str, list[Kline]]]:
     """Regroups ordered pages of klines into one list per UTC day, holding one day at a time.
 
     Every key in ``day_keys`` is yielded, in order, even a day Binance has no candles for.
@@ -114,7 +129,9 @@ def split_by_day(pages: Iterable[list[Kline]], day_keys: list[str]) -> Iterator[
         rows, current = [], next(pending, None)
 
 
-def raw_frame(klines: list[Kline], symbol: str, interval: str, fetched_at: datetime) -> pd.DataFrame:
+def raw_frame(
+    klines: list[Kline], symbol: str, interval: str, fetched_at: datetime
+) -> pd.DataFrame:
     """The klines exactly as Binance sent them, plus where and when they came from."""
     frame = pd.DataFrame(klines, columns=list(KLINE_FIELDS))
     frame = frame.astype(
@@ -127,7 +144,9 @@ def raw_frame(klines: list[Kline], symbol: str, interval: str, fetched_at: datet
     )
     frame["symbol"] = pd.Series([symbol] * len(frame), dtype="string")
     frame["interval"] = pd.Series([interval] * len(frame), dtype="string")
-    frame["fetched_at"] = pd.Series([pd.Timestamp(fetched_at)] * len(frame), dtype="datetime64[ns, UTC]")
+    frame["fetched_at"] = pd.Series(
+        [pd.Timestamp(fetched_at)] * len(frame), dtype="datetime64[ns, UTC]"
+    )
     return frame
 
 
@@ -170,10 +189,9 @@ def clean_frame(raw: pd.DataFrame) -> pd.DataFrame:
     return clean[list(CLEAN_COLUMNS)]
 
 
-def clean_days(raw_days: DayFrames) -> Iterator[tuple[str, pd.DataFrame]]:
+def clean_days(raw_days: DayFrames) -> DayFrames:
     """Cleans day by day, so a long range costs one day of memory."""
-    for key, raw in raw_days:
-        yield key, clean_frame(raw)
+    return DayFrames((key, clean_frame(raw)) for key, raw in raw_days)
 
 
 def split_frame_by_day(frame: pd.DataFrame, day_keys: list[str]) -> list[tuple[str, pd.DataFrame]]:
@@ -182,9 +200,8 @@ def split_frame_by_day(frame: pd.DataFrame, day_keys: list[str]) -> list[tuple[s
     return [(key, frame[open_days == key].reset_index(drop=True)) for key in day_keys]
 
 
-def warehouse_days(clean_days: DayFrames) -> Iterator[tuple[str, pd.DataFrame]]:
-    for key, clean in clean_days:
-        yield key, warehouse_frame(clean)
+def warehouse_days(clean_days: DayFrames) -> DayFrames:
+    return DayFrames((key, warehouse_frame(clean)) for key, clean in clean_days)
 
 
 def warehouse_frame(clean: pd.DataFrame) -> pd.DataFrame:
@@ -201,8 +218,10 @@ def warehouse_frame(clean: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def expected_open_times(partition_key: str, interval: str, until_ms: int | None = None) -> np.ndarray:
-    """Open times (epoch ms) of the candles a complete day holds; only those closed by ``until_ms``."""
+def expected_open_times(
+    partition_key: str, interval: str, until_ms: int | None = None
+) -> np.ndarray:
+    """Open times (epoch ms) of a complete day's candles; only those closed by ``until_ms``."""
     start = day_start_ms(partition_key)
     step = INTERVAL_MS[interval]
     end = start + DAY_MS if until_ms is None else min(start + DAY_MS, until_ms - step + 1)

@@ -51,13 +51,16 @@ OHLC_RULES: dict[str, tuple[str, Rule]] = {
     ),
     "close_time_matches_interval": (
         "close_time = open_time + interval - 1 ms",
-        lambda f, interval: (f["close_time"] - f["open_time"])
-        != pd.Timedelta(milliseconds=INTERVAL_MS[interval] - 1),
+        lambda f, interval: (
+            (f["close_time"] - f["open_time"])
+            != pd.Timedelta(milliseconds=INTERVAL_MS[interval] - 1)
+        ),
     ),
     "open_time_unique_on_grid": (
         "open_time unique and a multiple of the interval",
-        lambda f, interval: f["open_time"].duplicated(keep=False)
-        | (_open_time_ms(f) % INTERVAL_MS[interval] != 0),
+        lambda f, interval: (
+            f["open_time"].duplicated(keep=False) | (_open_time_ms(f) % INTERVAL_MS[interval] != 0)
+        ),
     ),
 }
 COMPLETENESS = "complete_day"
@@ -119,7 +122,9 @@ class ValidationReport:
     def add_day(self, partition_key: str, frame: pd.DataFrame, until_ms: int | None = None) -> None:
         for name, open_times in check_ohlc(frame, self.interval).items():
             self.rules[name].add(open_times)
-        self.rules[COMPLETENESS].add(missing_open_times(frame, partition_key, self.interval, until_ms))
+        self.rules[COMPLETENESS].add(
+            missing_open_times(frame, partition_key, self.interval, until_ms)
+        )
         self.rows += len(frame)
         self.days += 1
         self.expected_rows += len(expected_open_times(partition_key, self.interval, until_ms))

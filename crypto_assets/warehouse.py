@@ -1,4 +1,4 @@
-"""Warehouse IO managers: DuckDB locally, Snowflake in prod, one table named by the asset's metadata.
+"""Warehouse IO managers: DuckDB locally, Snowflake in prod, the table named by asset metadata.
 
 Dagster's database IO managers name the table after the asset key; ours is
 ``cryptodb.cryptoschema.btcusdt`` while the asset is ``snowflake_btcusdt``, so the table comes
@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import dagster as dg
 import pandas as pd
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
-from dagster_duckdb.io_manager import DuckDbClient
+from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient
 from dagster_snowflake_pandas import SnowflakePandasIOManager, SnowflakePandasTypeHandler
@@ -41,7 +41,7 @@ class _TransactionalDuckDbClient(DuckDbClient):
 
     @staticmethod
     @contextmanager
-    def connect(context, table_slice) -> Iterator:  # noqa: ANN001 - Dagster's signature
+    def connect(context, table_slice) -> Iterator:
         with DuckDbClient.connect(context, table_slice) as connection:
             connection.begin()
             try:
@@ -52,13 +52,14 @@ class _TransactionalDuckDbClient(DuckDbClient):
             connection.commit()
 
     @staticmethod
-    def delete_table_slice(context, table_slice: TableSlice, connection) -> None:  # noqa: ANN001
+    def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
         exists = connection.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            "select count(*) from information_schema.tables"
+            " where table_schema = ? and table_name = ?",
             [table_slice.schema, table_slice.table],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if exists:
-            DuckDbClient.delete_table_slice(context, table_slice, connection)
+            connection.execute(_get_cleanup_statement(table_slice)).fetchall()
 
 
 class _DayFramesHandler(DbTypeHandler):
@@ -67,7 +68,7 @@ class _DayFramesHandler(DbTypeHandler):
     def __init__(self, frame_handler: DbTypeHandler) -> None:
         self._frame_handler = frame_handler
 
-    def _write_day(self, context, table_slice: TableSlice, frame: pd.DataFrame, connection) -> None:  # noqa: ANN001
+    def _write_day(self, context, table_slice: TableSlice, frame: pd.DataFrame, connection) -> None:
         self._frame_handler.handle_output(context, table_slice, frame, connection)
 
     def handle_output(
@@ -83,24 +84,26 @@ class _DayFramesHandler(DbTypeHandler):
 
     def load_input(
         self, context: dg.InputContext, table_slice: TableSlice, connection
-    ) -> Iterator[tuple[str, pd.DataFrame]]:
+    ) -> DayFrames:
         frame = self._frame_handler.load_input(context, table_slice, connection)
-        return iter(split_frame_by_day(frame, list(context.asset_partition_keys)))
+        return DayFrames(split_frame_by_day(frame, list(context.asset_partition_keys)))
 
     @property
     def supported_types(self) -> Sequence[type]:
-        return [Iterator]
+        return [DayFrames]
 
 
 class _DuckDBDayFramesHandler(_DayFramesHandler):
     """DuckDB insert by column name; the stock handler would re-add its metadata every day."""
 
-    def _write_day(self, context, table_slice: TableSlice, frame: pd.DataFrame, connection) -> None:  # noqa: ANN001
+    def _write_day(self, context, table_slice: TableSlice, frame: pd.DataFrame, connection) -> None:
         table = f"{table_slice.schema}.{table_slice.table}"
         connection.register("day_frame", frame)
         try:
-            connection.execute(f"create table if not exists {table} as select * from day_frame limit 0")
-            connection.execute(f"insert into {table} by name select * from day_frame")
+            connection.execute(
+                f"create table if not exists {table} as select * from day_frame limit 0"
+            ).fetchall()
+            connection.execute(f"insert into {table} by name select * from day_frame").fetchall()
         finally:
             connection.unregister("day_frame")
 
@@ -108,7 +111,7 @@ class _DuckDBDayFramesHandler(_DayFramesHandler):
 class DuckDBWarehouseIOManager(DuckDBPandasIOManager):
     """The local warehouse: a DuckDB file whose catalog name is the file's stem (cryptodb)."""
 
-    def create_io_manager(self, context) -> DbIOManager:  # noqa: ANN001
+    def create_io_manager(self, context) -> DbIOManager:
         return _NamedTableDbIOManager(
             db_client=_TransactionalDuckDbClient(),
             database=self.database,
@@ -125,7 +128,7 @@ class DuckDBWarehouseIOManager(DuckDBPandasIOManager):
 class SnowflakeWarehouseIOManager(SnowflakePandasIOManager):
     """The prod warehouse: Snowflake via write_pandas, into the table the sql/ scripts create."""
 
-    def create_io_manager(self, context) -> DbIOManager:  # noqa: ANN001
+    def create_io_manager(self, context) -> DbIOManager:
         return _NamedTableDbIOManager(
             db_client=SnowflakeDbClient(),
             io_manager_name="SnowflakeIOManager",
@@ -143,7 +146,9 @@ class _Queryable(Protocol):
     def query(self, sql: str) -> list[tuple[Any, ...]]: ...
 
 
-def rows_per_day(warehouse: _Queryable, table: str, first_day: str, last_day: str) -> dict[str, int]:
+def rows_per_day(
+    warehouse: _Queryable, table: str, first_day: str, last_day: str
+) -> dict[str, int]:
     """Candles per UTC day in cryptoschema.<table>, in SQL that DuckDB and Snowflake both run."""
     first = date.fromisoformat(first_day)
     after_last = date.fromisoformat(last_day) + timedelta(days=1)

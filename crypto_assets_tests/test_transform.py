@@ -21,11 +21,26 @@ FETCHED_AT = datetime(2024, 1, 2, tzinfo=timezone.utc)
 
 
 def kline(open_time: int, open_="100.0", high="110.0", low="90.0", close="105.0") -> list:
-    return [open_time, open_, high, low, close, "2.0", open_time + 59_999, "210.0", 7, "0.5", "52.5", "0"]
+    return [
+        open_time,
+        open_,
+        high,
+        low,
+        close,
+        "2.0",
+        open_time + 59_999,
+        "210.0",
+        7,
+        "0.5",
+        "52.5",
+        "0",
+    ]
 
 
 def test_raw_frame_keeps_binance_text_and_adds_provenance():
-    frame = raw_frame([kline(1_704_067_200_000, open_="42283.58000000")], "BTCUSDT", "1m", FETCHED_AT)
+    frame = raw_frame(
+        [kline(1_704_067_200_000, open_="42283.58000000")], "BTCUSDT", "1m", FETCHED_AT
+    )
     assert frame.loc[0, "open"] == "42283.58000000"
     assert frame.loc[0, "open_time"] == 1_704_067_200_000
     assert frame.loc[0, "num_trades"] == 7

@@ -12,7 +12,20 @@ DAY = 1_704_067_200_000
 
 def day_of_klines(count: int = 1440, step: int = 60_000) -> list[list]:
     return [
-        [DAY + i * step, "100", "110", "90", "105", "2", DAY + i * step + step - 1, "210", 7, "1", "105", "0"]
+        [
+            DAY + i * step,
+            "100",
+            "110",
+            "90",
+            "105",
+            "2",
+            DAY + i * step + step - 1,
+            "210",
+            7,
+            "1",
+            "105",
+            "0",
+        ]
         for i in range(count)
     ]
 
@@ -29,7 +42,9 @@ def test_a_sound_day_passes_every_rule():
 
 def offenders(rows: list[list]) -> dict[str, list[str]]:
     found = check_ohlc(clean(rows), "1m")
-    return {name: [t.strftime("%H:%M") for t in times] for name, times in found.items() if len(times)}
+    return {
+        name: [t.strftime("%H:%M") for t in times] for name, times in found.items() if len(times)
+    }
 
 
 def test_each_rule_names_its_offending_open_time():

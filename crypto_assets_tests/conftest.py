@@ -1,0 +1,46 @@
+"""Shared fixtures: a Binance stand-in on loopback and Dagster definitions wired to a temp home."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from crypto_assets.transform import day_start_ms
+from crypto_assets_tests.binance_standin import BinanceStandIn, shared_data_dir, synthetic_klines
+
+REAL_1M_CSV = "BTCUSDT-1m-2025-08-01_2025-08-10.csv"
+DAY_MS = 86_400_000
+
+
+@pytest.fixture
+def real_1m_csv() -> Path:
+    path = shared_data_dir() / REAL_1M_CSV
+    if not path.exists():
+        pytest.skip(f"{path} is absent: real Binance klines are not available in this clone")
+    return path
+
+
+def synthetic_days(first_day: str, days: int, interval: str = "1m", seed: int = 7) -> list[list]:
+    start = day_start_ms(first_day)
+    return synthetic_klines(interval, start, start + days * DAY_MS, seed=seed)
+
+
+@pytest.fixture
+def synthetic_rows() -> list[list]:
+    """Three days of synthetic BTCUSDT 1m candles, 2024-01-01..03."""
+    return synthetic_days("2024-01-01", 3)
+
+
+@pytest.fixture
+def synthetic_standin(synthetic_rows: list[list]) -> Iterator[BinanceStandIn]:
+    """The synthetic days served as if it were 2024-01-04 00:00:30 UTC."""
+    klines = {("BTCUSDT", "1m"): [list(row) for row in synthetic_rows]}
+    with BinanceStandIn(klines, clock_ms=lambda: day_start_ms("2024-01-04") + 30_000) as standin:
+        yield standin
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
