@@ -1,0 +1,191 @@
+"""The klines client against the Binance stand-in over real HTTP: paging, limits, retries."""
+
+import csv
+import logging
+import time
+
+import pytest
+
+from crypto_assets.binance import (
+    CSV_HEADER,
+    BinanceError,
+    BinanceKlinesClient,
+    RetryPolicy,
+    UnknownSymbolError,
+    WeightPacer,
+    get_klines,
+    save_klines_to_csv,
+)
+from crypto_assets.cli import main as cli_main
+from crypto_assets.transform import day_start_ms
+from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
+
+JAN_1 = day_start_ms("2024-01-01")
+QUICK_RETRIES = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.05)
+
+
+def client_for(standin: BinanceStandIn, **kwargs) -> BinanceKlinesClient:
+    return BinanceKlinesClient(base_url=standin.url, retry=QUICK_RETRIES, **kwargs)
+
+
+def kline_requests(standin: BinanceStandIn) -> list[dict]:
+    return [request for request in standin.requests if request["path"] == "/api/v3/klines"]
+
+
+def test_constructing_the_client_makes_no_request(synthetic_standin):
+    client_for(synthetic_standin)
+    assert synthetic_standin.requests == []
+
+
+def test_pages_of_1000_meet_without_duplicate_or_gap(synthetic_standin, synthetic_rows):
+    klines = client_for(synthetic_standin).get_klines("BTCUSDT", "1m", "2024-01-01", "2024-01-03")
+    assert klines == synthetic_rows[:2880]
+    pages = kline_requests(synthetic_standin)
+    assert [request["params"]["limit"] for request in pages] == ["1000", "1000", "1000"]
+    assert pages[1]["params"]["startTime"] == str(synthetic_rows[999][0] + 1)
+
+
+def test_the_unclosed_last_candle_is_dropped(synthetic_rows):
+    now = JAN_1 + 90 * 60_000 + 30_000  # 01:30:30: the 01:30 candle is still open
+    with BinanceStandIn({("BTCUSDT", "1m"): synthetic_rows}, clock_ms=lambda: now) as standin:
+        klines = client_for(standin).get_klines("BTCUSDT", "1m", JAN_1, JAN_1 + 86_400_000)
+        served = kline_requests(standin)
+    assert len(klines) == 90
+    assert klines[-1][0] == JAN_1 + 89 * 60_000
+    assert all(kline[6] < now for kline in klines)
+    assert len(served) == 1
+
+
+def test_symbol_and_interval_are_validated_before_any_request(synthetic_standin):
+    client = client_for(synthetic_standin)
+    with pytest.raises(ValueError, match="btc-usdt"):
+        client.get_klines("btc-usdt", "1m", JAN_1, JAN_1 + 60_000)
+    with pytest.raises(ValueError, match="'2m'"):
+        client.get_klines("BTCUSDT", "2m", JAN_1, JAN_1 + 60_000)
+    assert synthetic_standin.requests == []
+
+
+def test_an_unknown_symbol_names_it(synthetic_standin):
+    with pytest.raises(UnknownSymbolError, match="'DOGEBTCX'.*-1121"):
+        client_for(synthetic_standin).get_klines("DOGEBTCX", "1m", JAN_1, JAN_1 + 60_000)
+
+
+def test_pacing_keeps_under_the_weight_budget_without_429():
+    rows = synthetic_klines("1m", JAN_1, JAN_1 + 12_000 * 60_000)
+    with BinanceStandIn({("BTCUSDT", "1m"): rows}, weight_limit=12, window_seconds=1.0) as standin:
+        pacer = WeightPacer(budget=12, window_seconds=1.0, safety_margin=0.0)
+        started = time.monotonic()
+        klines = client_for(standin, pacer=pacer).get_klines(
+            "BTCUSDT", "1m", JAN_1, rows[-1][0] + 1
+        )
+        elapsed = time.monotonic() - started
+    assert len(klines) == 12_000
+    assert standin.served_429 == 0 and standin.served_418 == 0
+    # 13 requests of weight 1-2 under 12 per second cannot finish inside one window
+    assert elapsed > 1.0
+    used = [int(request["weight_used"]) for request in standin.requests]
+    assert max(used) <= 12
+
+
+@pytest.mark.parametrize("fault", ["429", "418", "500", "502", "503", "truncated", "reset"])
+def test_transient_failures_are_retried(synthetic_standin, synthetic_rows, fault):
+    synthetic_standin.inject(fault)
+    klines = client_for(synthetic_standin).get_klines("BTCUSDT", "1m", JAN_1, JAN_1 + 600_000)
+    assert klines == synthetic_rows[:10]
+    statuses = [request["status"] for request in kline_requests(synthetic_standin)]
+    assert len(statuses) == 2 and statuses[-1] == 200
+
+
+def test_retry_after_is_honoured(synthetic_standin):
+    synthetic_standin.inject("429")
+    started = time.monotonic()
+    client_for(synthetic_standin).get_klines("BTCUSDT", "1m", JAN_1, JAN_1 + 600_000)
+    assert time.monotonic() - started >= 1.0  # the stand-in asks for Retry-After: 1
+
+
+def test_a_slow_answer_times_out_and_is_retried(synthetic_standin, synthetic_rows):
+    synthetic_standin.inject("slow", delay=1.5)
+    client = client_for(synthetic_standin, timeout=0.5)
+    assert client.get_klines("BTCUSDT", "1m", JAN_1, JAN_1 + 600_000) == synthetic_rows[:10]
+
+
+def test_a_body_that_stays_malformed_fails_clearly(synthetic_standin):
+    synthetic_standin.inject("malformed", count=10)
+    with pytest.raises(BinanceError, match="after 4 attempts.*malformed body"):
+        client_for(synthetic_standin).get_klines("BTCUSDT", "1m", JAN_1, JAN_1 + 600_000)
+
+
+def test_api_keys_are_sent_but_never_logged(synthetic_standin, caplog, monkeypatch):
+    monkeypatch.setenv("BINANCE_API_KEY", "key-that-must-not-leak")
+    monkeypatch.setenv("BINANCE_API_SECRET", "secret-that-must-not-leak")
+    synthetic_standin.inject("500")
+    with caplog.at_level(logging.DEBUG):
+        client = client_for(synthetic_standin)
+        client.get_klines("BTCUSDT", "1m", JAN_1, JAN_1 + 600_000)
+    assert "must-not-leak" not in caplog.text + repr(client)
+    assert "500" in caplog.text
+
+
+def test_module_level_get_klines_uses_binance_base_url(synthetic_standin, monkeypatch):
+    monkeypatch.setenv("BINANCE_BASE_URL", synthetic_standin.url)
+    klines = get_klines("BTCUSDT", "1m", "2024-01-01T00:00", "2024-01-01T00:05")
+    assert [kline[0] for kline in klines] == [JAN_1 + i * 60_000 for i in range(5)]
+
+
+def test_save_klines_to_csv_writes_the_capstone_file(tmp_path, monkeypatch):
+    rows = synthetic_klines("1h", JAN_1, JAN_1 + 3 * 86_400_000)
+    with BinanceStandIn({("BTCUSDT", "1h"): rows}) as standin:
+        monkeypatch.setenv("BINANCE_BASE_URL", standin.url)
+        monkeypatch.chdir(tmp_path)
+        path = save_klines_to_csv("BTCUSDT", "1h", start="2024-01-01", end="2024-01-03")
+    assert path.name == "BTCUSDT_1h.csv"
+    with path.open() as handle:
+        table = list(csv.reader(handle))
+    assert tuple(table[0]) == CSV_HEADER
+    assert len(table) == 1 + 48
+    assert table[1] == [str(value) for value in rows[0]] + [""]
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_failed_download_leaves_no_file(tmp_path, synthetic_standin):
+    synthetic_standin.inject("500", count=20)
+    target = tmp_path / "out.csv"
+    with pytest.raises(BinanceError):
+        save_klines_to_csv(
+            "BTCUSDT",
+            "1m",
+            "2024-01-01",
+            "2024-01-02",
+            path=target,
+            client=client_for(synthetic_standin),
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_downloads_with_progress(tmp_path, synthetic_standin, capsys):
+    out = tmp_path / "jan.csv"
+    code = cli_main(
+        [
+            "klines",
+            "BTCUSDT",
+            "1m",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-02",
+            "--out",
+            str(out),
+            "--base-url",
+            synthetic_standin.url,
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "Wrote 1440 klines" in captured.out
+    assert "1440/1440" in captured.err
+    assert len(out.read_text().splitlines()) == 1441
+
+
+def test_cli_reports_bad_input_without_a_traceback(capsys):
+    assert cli_main(["klines", "BTCUSDT", "7m", "--start", "2024-01-01"]) == 2
+    assert "Invalid interval '7m'" in capsys.readouterr().err

@@ -1,0 +1,156 @@
+"""The prod lineage on loopback: moto's S3 server over HTTP and fakesnow as Snowflake.
+
+The same assets as locally; only the resources differ (CRYPTO_ASSETS_ENV=prod settings).
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import fakesnow
+import pandas as pd
+import pytest
+import snowflake.connector
+import sqlglot
+from moto.server import ThreadedMotoServer
+
+from crypto_assets.io_managers import partition_object_key
+from crypto_assets.resources import prod_resources
+from crypto_assets.settings import SettingsError
+from crypto_assets_tests.lineage import check_results, materialize_days
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+RAW_BUCKET, TRANSFORMED_BUCKET = "crypto-raw-test", "crypto-transformed-test"
+SNOWFLAKE_ENV = {
+    "SNOWFLAKE_ACCOUNT": "testaccount",
+    "SNOWFLAKE_USER": "pipeline",
+    "SNOWFLAKE_PASSWORD": "not-a-real-secret",
+    "SNOWFLAKE_WAREHOUSE": "CRYPTO_WH",
+    "SNOWFLAKE_ROLE": "CRYPTO_PIPELINE",
+}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def prod_env(monkeypatch, s3_endpoint, synthetic_standin) -> dict[str, str]:
+    environ = {
+        **SNOWFLAKE_ENV,
+        "CRYPTO_ASSETS_ENV": "prod",
+        "CRYPTO_ASSETS_RAW_BUCKET": RAW_BUCKET,
+        "CRYPTO_ASSETS_TRANSFORMED_BUCKET": TRANSFORMED_BUCKET,
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "BINANCE_BASE_URL": synthetic_standin.url,
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    s3 = s3_client(s3_endpoint)
+    for bucket in (RAW_BUCKET, TRANSFORMED_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    yield environ
+    for bucket in (RAW_BUCKET, TRANSFORMED_BUCKET):
+        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+        s3.delete_bucket(Bucket=bucket)
+
+
+def s3_client(endpoint: str):  # noqa: ANN201
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+
+
+def table_ddl() -> list[str]:
+    """The CREATE TABLE statements of sql/02_tables.sql, run as prod runs them."""
+    statements = sqlglot.parse((SQL_DIR / "02_tables.sql").read_text(), read="snowflake")
+    return [
+        statement.sql(dialect="snowflake")
+        for statement in statements
+        if statement is not None and statement.key == "create" and statement.kind == "TABLE"
+    ]
+
+
+@pytest.fixture
+def fake_snowflake() -> Iterator[None]:
+    with fakesnow.patch(
+        extra_targets=["dagster_snowflake_pandas.snowflake_pandas_type_handler.write_pandas"]
+    ):
+        connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
+        statements = table_ddl()
+        assert statements, "sql/02_tables.sql holds no CREATE TABLE"
+        for statement in statements:
+            connection.cursor().execute(statement)
+        connection.close()
+        yield
+
+
+def query(sql: str) -> pd.DataFrame:
+    connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
+    try:
+        return connection.cursor().execute(sql).fetch_pandas_all()
+    finally:
+        connection.close()
+
+
+def test_prod_lineage_writes_both_buckets_and_snowflake(prod_env, fake_snowflake, synthetic_rows):
+    resources = prod_resources(prod_env)
+    assert materialize_days(resources, "2024-01-01").success
+    assert materialize_days(resources, "2024-01-02").success
+    result = materialize_days(resources, "2024-01-01")
+    assert result.success
+    assert all(evaluation.passed for evaluation in check_results(result).values())
+
+    s3 = s3_client(prod_env["AWS_ENDPOINT_URL_S3"])
+    for bucket in (RAW_BUCKET, TRANSFORMED_BUCKET):
+        keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"])
+        assert keys == [
+            partition_object_key("BTCUSDT", "1m", "2024-01-01"),
+            partition_object_key("BTCUSDT", "1m", "2024-01-02"),
+        ]
+
+    per_day = query(
+        "SELECT TO_DATE(OPEN_TIME) AS DAY, COUNT(*) AS N, COUNT(DISTINCT OPEN_TIME) AS D"
+        " FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT GROUP BY 1 ORDER BY 1"
+    )
+    assert per_day[["N", "D"]].values.tolist() == [[1440, 1440], [1440, 1440]]
+
+    table = query("SELECT * FROM cryptodb.cryptoschema.btcusdt ORDER BY OPEN_TIME")
+    assert len(table) == 2880
+    for position in (0, 1500, 2879):
+        row = synthetic_rows[position]
+        assert table["OPEN_TIME"].iloc[position] == pd.Timestamp(row[0], unit="ms")
+        assert table["OPEN"].iloc[position] == float(row[1])
+        assert table["CLOSE"].iloc[position] == float(row[4])
+        assert table["NUM_TRADES"].iloc[position] == row[8]
+
+
+def test_prod_settings_missing_variables_are_named():
+    with pytest.raises(SettingsError) as error:
+        prod_resources({"SNOWFLAKE_ACCOUNT": "x"})
+    message = str(error.value)
+    for name in ("CRYPTO_ASSETS_RAW_BUCKET", "SNOWFLAKE_USER", "SNOWFLAKE_PASSWORD"):
+        assert name in message
+    assert "SNOWFLAKE_ACCOUNT," not in message
+
+
+def test_a_missing_bucket_fails_the_run_naming_it(prod_env, fake_snowflake, monkeypatch):
+    monkeypatch.setenv("CRYPTO_ASSETS_RAW_BUCKET", "no-such-bucket")
+    result = materialize_days(prod_resources(prod_env), "2024-01-01")
+    assert not result.success
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "no-such-bucket" in str(failure.step_failure_data.error)
+    assert "does not exist" in str(failure.step_failure_data.error)
