@@ -66,7 +66,7 @@ def test_symbol_and_interval_are_validated_before_any_request(synthetic_standin)
 
 
 def test_an_unknown_symbol_names_it(synthetic_standin):
-    with pytest.raises(UnknownSymbolError, match="'DOGEBTCX'.*-1121"):
+    with pytest.raises(UnknownSymbolError, match=r"'DOGEBTCX'.*-1121"):
         client_for(synthetic_standin).get_klines("DOGEBTCX", "1m", JAN_1, JAN_1 + 60_000)
 
 
@@ -111,7 +111,7 @@ def test_a_slow_answer_times_out_and_is_retried(synthetic_standin, synthetic_row
 
 def test_a_body_that_stays_malformed_fails_clearly(synthetic_standin):
     synthetic_standin.inject("malformed", count=10)
-    with pytest.raises(BinanceError, match="after 4 attempts.*malformed body"):
+    with pytest.raises(BinanceError, match=r"after 4 attempts.*malformed body"):
         client_for(synthetic_standin).get_klines("BTCUSDT", "1m", JAN_1, JAN_1 + 600_000)
 
 

@@ -5,6 +5,7 @@ The same assets as locally; only the resources differ (CRYPTO_ASSETS_ENV=prod se
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import fakesnow
@@ -64,7 +65,7 @@ def prod_env(monkeypatch, s3_endpoint, synthetic_standin) -> dict[str, str]:
         s3.delete_bucket(Bucket=bucket)
 
 
-def s3_client(endpoint: str):  # noqa: ANN201
+def s3_client(endpoint: str) -> Any:
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
