@@ -67,10 +67,9 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                     f"{context.asset_key.to_user_string()} produced day {partition_key}, which is"
                     f" not among this run's partitions {expected[0]}..{expected[-1]}."
                 )
-            uri = self._put(
+            self._put(
                 partition_object_key(symbol, interval, partition_key), frame_to_parquet(frame)
             )
-            context.log.debug(f"Wrote {len(frame)} rows to {uri}")
             written.append(partition_key)
             rows += len(frame)
             if len(frame):

@@ -12,22 +12,23 @@ required one stops the load with its name, instead of failing late inside a run.
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
-from dagster_snowflake import SnowflakeResource
 from pydantic import Field
 
 from crypto_assets.binance import DEFAULT_BASE_URL, BinanceKlinesClient
 from crypto_assets.io_managers import LocalKlinesIOManager, S3KlinesIOManager
 from crypto_assets.settings import SettingsError, local_home
-from crypto_assets.warehouse import DuckDBWarehouseIOManager, SnowflakeWarehouseIOManager
+from crypto_assets.warehouse import DuckDBWarehouseIOManager
 
 DATABASE = "cryptodb"
 SCHEMA = "cryptoschema"
+DUCKDB_CONFIG = {"memory_limit": "256MB"}
+"""DuckDB caches up to 80% of RAM by default; a laptop-friendly cap keeps a year-long
+single-transaction load near 512 MiB peak (see benchmarks/range_run.py)."""
 
 
 class BinanceResource(dg.ConfigurableResource):
@@ -55,23 +56,6 @@ class DuckDBWarehouse(WarehouseResource):
             return connection.execute(sql).fetchall()
 
 
-class SnowflakeWarehouse(WarehouseResource):
-    snowflake: SnowflakeResource
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        with self.snowflake.get_connection() as connection, _closing_cursor(connection) as cursor:
-            return list(cursor.execute(sql).fetchall())
-
-
-@contextmanager
-def _closing_cursor(connection: Any):
-    cursor = connection.cursor()
-    try:
-        yield cursor
-    finally:
-        cursor.close()
-
-
 def binance_resource(environ: Mapping[str, str] = os.environ) -> BinanceResource:
     return BinanceResource(base_url=environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL)
 
@@ -83,8 +67,12 @@ def local_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         "binance": binance_resource(environ),
         "raw_io_manager": LocalKlinesIOManager(base_dir=str(home / "raw")),
         "transformed_io_manager": LocalKlinesIOManager(base_dir=str(home / "transformed")),
-        "warehouse_io_manager": DuckDBWarehouseIOManager(database=duckdb_path, schema=SCHEMA),
-        "warehouse": DuckDBWarehouse(duckdb=DuckDBResource(database=duckdb_path)),
+        "warehouse_io_manager": DuckDBWarehouseIOManager(
+            database=duckdb_path, schema=SCHEMA, connection_config=DUCKDB_CONFIG
+        ),
+        "warehouse": DuckDBWarehouse(
+            duckdb=DuckDBResource(database=duckdb_path, connection_config=DUCKDB_CONFIG)
+        ),
     }
 
 
@@ -131,6 +119,12 @@ def prod_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         raise SettingsError(
             "CRYPTO_ASSETS_ENV=prod needs these environment variables: " + ", ".join(missing)
         )
+    from crypto_assets.warehouse_snowflake import (
+        SnowflakeResource,
+        SnowflakeWarehouse,
+        SnowflakeWarehouseIOManager,
+    )
+
     s3 = S3Resource(
         region_name=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
         endpoint_url=environ.get("AWS_ENDPOINT_URL_S3") or None,

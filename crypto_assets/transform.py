@@ -115,14 +115,15 @@ def split_by_day(
     """
     pending = iter(day_keys)
     current = next(pending, None)
+    current_end = day_start_ms(current) + DAY_MS if current else 0
     rows: list[Kline] = []
     for page in pages:
         for kline in page:
-            key = day_key(kline[0])
-            while current is not None and key > current:
+            while current is not None and kline[0] >= current_end:
                 yield current, rows
                 rows, current = [], next(pending, None)
-            if key == current:
+                current_end = day_start_ms(current) + DAY_MS if current else 0
+            if current is not None and kline[0] >= current_end - DAY_MS:
                 rows.append(kline)
     while current is not None:
         yield current, rows
@@ -139,11 +140,11 @@ def raw_frame(
             "open_time": "int64",
             "close_time": "int64",
             "num_trades": "int64",
-            **{field: "string" for field in (*DECIMAL_FIELDS, "ignore")},
+            **{field: "string[pyarrow]" for field in (*DECIMAL_FIELDS, "ignore")},
         }
     )
-    frame["symbol"] = pd.Series([symbol] * len(frame), dtype="string")
-    frame["interval"] = pd.Series([interval] * len(frame), dtype="string")
+    frame["symbol"] = pd.Series([symbol] * len(frame), dtype="string[pyarrow]")
+    frame["interval"] = pd.Series([interval] * len(frame), dtype="string[pyarrow]")
     frame["fetched_at"] = pd.Series(
         [pd.Timestamp(fetched_at)] * len(frame), dtype="datetime64[ns, UTC]"
     )

@@ -1,4 +1,4 @@
-"""Warehouse IO managers: DuckDB locally, Snowflake in prod, the table named by asset metadata.
+"""The warehouse IO manager machinery, and its DuckDB flavour for local runs.
 
 Dagster's database IO managers name the table after the asset key; ours is
 ``cryptodb.cryptoschema.btcusdt`` while the asset is ``snowflake_btcusdt``, so the table comes
@@ -17,15 +17,13 @@ import pandas as pd
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
-from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient
-from dagster_snowflake_pandas import SnowflakePandasIOManager, SnowflakePandasTypeHandler
 
 from crypto_assets.transform import DayFrames, split_frame_by_day
 
 TABLE_METADATA_KEY = "warehouse_table"
 
 
-class _NamedTableDbIOManager(DbIOManager):
+class NamedTableDbIOManager(DbIOManager):
     """DbIOManager that writes to the table named in the asset's ``warehouse_table`` metadata."""
 
     def _get_table_slice(
@@ -62,7 +60,7 @@ class _TransactionalDuckDbClient(DuckDbClient):
             connection.execute(_get_cleanup_statement(table_slice)).fetchall()
 
 
-class _DayFramesHandler(DbTypeHandler):
+class DayFramesHandler(DbTypeHandler):
     """Writes DayFrames day by day through a DataFrame handler; loads them back grouped by day."""
 
     def __init__(self, frame_handler: DbTypeHandler) -> None:
@@ -93,7 +91,7 @@ class _DayFramesHandler(DbTypeHandler):
         return [DayFrames]
 
 
-class _DuckDBDayFramesHandler(_DayFramesHandler):
+class _DuckDBDayFramesHandler(DayFramesHandler):
     """DuckDB insert by column name; the stock handler would re-add its metadata every day."""
 
     def _write_day(self, context, table_slice: TableSlice, frame: pd.DataFrame, connection) -> None:
@@ -112,7 +110,7 @@ class DuckDBWarehouseIOManager(DuckDBPandasIOManager):
     """The local warehouse: a DuckDB file whose catalog name is the file's stem (cryptodb)."""
 
     def create_io_manager(self, context) -> DbIOManager:
-        return _NamedTableDbIOManager(
+        return NamedTableDbIOManager(
             db_client=_TransactionalDuckDbClient(),
             database=self.database,
             schema=self.schema_,
@@ -122,23 +120,6 @@ class DuckDBWarehouseIOManager(DuckDBPandasIOManager):
             ],
             default_load_type=pd.DataFrame,
             io_manager_name="DuckDBIOManager",
-        )
-
-
-class SnowflakeWarehouseIOManager(SnowflakePandasIOManager):
-    """The prod warehouse: Snowflake via write_pandas, into the table the sql/ scripts create."""
-
-    def create_io_manager(self, context) -> DbIOManager:
-        return _NamedTableDbIOManager(
-            db_client=SnowflakeDbClient(),
-            io_manager_name="SnowflakeIOManager",
-            database=self.database,
-            schema=self.schema_,
-            type_handlers=[
-                SnowflakePandasTypeHandler(),
-                _DayFramesHandler(SnowflakePandasTypeHandler()),
-            ],
-            default_load_type=pd.DataFrame,
         )
 
 
