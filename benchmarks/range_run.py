@@ -29,8 +29,8 @@ BARE_DOWNLOAD = """
 import sys
 from crypto_assets.binance import BinanceKlinesClient, time_range_ms
 start, end = time_range_ms(sys.argv[1], sys.argv[2])
-rows = sum(len(page) for page in BinanceKlinesClient().iter_kline_pages("BTCUSDT", "1m", start, end))
-print(rows)
+pages = BinanceKlinesClient().iter_kline_pages("BTCUSDT", "1m", start, end)
+print(sum(len(page) for page in pages))
 """
 
 
