@@ -2,20 +2,26 @@
 
 Dagster's database IO managers name the table after the asset key; ours is
 ``cryptodb.cryptoschema.btcusdt`` while the asset is ``snowflake_btcusdt``, so the table comes
-from the ``warehouse_table`` metadata. A re-materialized range is deleted and inserted again,
-which is what keeps a day from ever being loaded twice. Besides DataFrames, both accept
-``DayFrames`` and insert them one day at a time, so a year-long range never sits in memory.
+from the ``warehouse_table`` metadata. A re-materialized range is deleted and inserted again in
+one transaction, which is what keeps a day from ever being loaded twice or half. Besides
+DataFrames (for reading), the IO managers accept ``DayFrames`` and insert them one day at a
+time, so a year-long range never sits in memory as one frame.
 """
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any, Protocol
 
 import dagster as dg
+import duckdb
 import pandas as pd
+from dagster._core.definitions.metadata import TableMetadataSet
+from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
-from dagster_duckdb.io_manager import DuckDbClient, _get_cleanup_statement
+from dagster._utils.backoff import backoff
+from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
 from crypto_assets.transform import DayFrames, split_frame_by_day
@@ -23,8 +29,61 @@ from crypto_assets.transform import DayFrames, split_frame_by_day
 TABLE_METADATA_KEY = "warehouse_table"
 
 
+def slice_delete_statement(table_slice: TableSlice, qualified_table: str | None = None) -> str:
+    """DELETE of the slice's time window on its partition column (no partitions: every row)."""
+    table = qualified_table or f"{table_slice.schema}.{table_slice.table}"
+    if not table_slice.partition_dimensions:
+        return f"DELETE FROM {table}"
+    conditions = []
+    for dimension in table_slice.partition_dimensions:
+        window = dimension.partitions
+        if not isinstance(window, TimeWindow):
+            raise TypeError(f"{table} is partitioned by time only, not by {window!r}")
+        conditions.append(
+            f"{dimension.partition_expr} >= '{window.start.strftime(SQL_TIME)}'"
+            f" AND {dimension.partition_expr} < '{window.end.strftime(SQL_TIME)}'"
+        )
+    return f"DELETE FROM {table} WHERE " + " AND ".join(conditions)
+
+
+SQL_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+class DayFramesHandler(DbTypeHandler, ABC):
+    """Replaces a table slice with DayFrames atomically: one transaction deletes the slice and
+    inserts every day, so readers see the old range or the new one, never a mix."""
+
+    @abstractmethod
+    def replace_slice(
+        self, context: dg.OutputContext, table_slice: TableSlice, days: DayFrames, connection: Any
+    ) -> int:
+        """Deletes the slice and inserts the days in one transaction; returns rows inserted."""
+
+    @property
+    @abstractmethod
+    def frame_handler(self) -> DbTypeHandler: ...
+
+    def handle_output(
+        self, context: dg.OutputContext, table_slice: TableSlice, obj: DayFrames, connection: Any
+    ) -> Mapping[str, object]:
+        return {
+            "dagster/partition_row_count": self.replace_slice(context, table_slice, obj, connection)
+        }
+
+    def load_input(
+        self, context: dg.InputContext, table_slice: TableSlice, connection: Any
+    ) -> DayFrames:
+        frame = self.frame_handler.load_input(context, table_slice, connection)
+        return DayFrames(split_frame_by_day(frame, list(context.asset_partition_keys)))
+
+    @property
+    def supported_types(self) -> Sequence[type]:
+        return [DayFrames]
+
+
 class NamedTableDbIOManager(DbIOManager):
-    """DbIOManager that writes to the table named in the asset's ``warehouse_table`` metadata."""
+    """DbIOManager that writes to the table named in the asset's ``warehouse_table`` metadata,
+    and hands DayFrames to their handler whole, so the delete joins the insert's transaction."""
 
     def _get_table_slice(
         self, context: dg.OutputContext | dg.InputContext, output_context: dg.OutputContext
@@ -33,77 +92,85 @@ class NamedTableDbIOManager(DbIOManager):
         table = (output_context.definition_metadata or {}).get(TABLE_METADATA_KEY)
         return table_slice._replace(table=str(table)) if table else table_slice
 
-
-class _TransactionalDuckDbClient(DuckDbClient):
-    """Deletes the partition range and inserts its rows in one transaction: all or nothing."""
-
-    @staticmethod
-    @contextmanager
-    def connect(context, table_slice) -> Iterator:
-        with DuckDbClient.connect(context, table_slice) as connection:
-            connection.begin()
-            try:
-                yield connection
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
-
-    @staticmethod
-    def delete_table_slice(context, table_slice: TableSlice, connection) -> None:
-        exists = connection.execute(
-            "select count(*) from information_schema.tables"
-            " where table_schema = ? and table_name = ?",
-            [table_slice.schema, table_slice.table],
-        ).fetchall()[0][0]
-        if exists:
-            connection.execute(_get_cleanup_statement(table_slice)).fetchall()
-
-
-class DayFramesHandler(DbTypeHandler):
-    """Writes DayFrames day by day through a DataFrame handler; loads them back grouped by day."""
-
-    def __init__(self, frame_handler: DbTypeHandler) -> None:
-        self._frame_handler = frame_handler
-
-    def _write_day(self, context, table_slice: TableSlice, frame: pd.DataFrame, connection) -> None:
-        self._frame_handler.handle_output(context, table_slice, frame, connection)
-
-    def handle_output(
-        self, context: dg.OutputContext, table_slice: TableSlice, obj: DayFrames, connection
-    ) -> Mapping[str, object]:
-        rows = days = 0
-        for _, frame in obj:
-            if len(frame):
-                self._write_day(context, table_slice, frame, connection)
-            rows += len(frame)
-            days += 1
-        return {"dagster/partition_row_count": rows, "days": days}
-
-    def load_input(
-        self, context: dg.InputContext, table_slice: TableSlice, connection
-    ) -> DayFrames:
-        frame = self._frame_handler.load_input(context, table_slice, connection)
-        return DayFrames(split_frame_by_day(frame, list(context.asset_partition_keys)))
-
-    @property
-    def supported_types(self) -> Sequence[type]:
-        return [DayFrames]
+    def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+        if not isinstance(obj, DayFrames):
+            super().handle_output(context, obj)
+            return
+        table_slice = self._get_table_slice(context, context)
+        handler = self._resolve_handler(DayFrames)
+        with self._db_client.connect(context, table_slice) as connection:
+            self._db_client.ensure_schema_exists(context, table_slice, connection)
+            metadata = handler.handle_output(context, table_slice, obj, connection)
+        context.add_output_metadata(
+            {
+                **metadata,
+                "Query": self._db_client.get_select_statement(table_slice),
+                **TableMetadataSet(table_name=self._db_client.get_table_name(table_slice)),
+            }
+        )
 
 
 class _DuckDBDayFramesHandler(DayFramesHandler):
-    """DuckDB insert by column name; the stock handler would re-add its metadata every day."""
+    """DuckDB: insert by column name inside one explicit transaction."""
 
-    def _write_day(self, context, table_slice: TableSlice, frame: pd.DataFrame, connection) -> None:
+    @property
+    def frame_handler(self) -> DbTypeHandler:
+        return DuckDBPandasTypeHandler()
+
+    def replace_slice(
+        self, context: dg.OutputContext, table_slice: TableSlice, days: DayFrames, connection: Any
+    ) -> int:
         table = f"{table_slice.schema}.{table_slice.table}"
-        connection.register("day_frame", frame)
+        rows = 0
+        connection.begin()
         try:
-            connection.execute(
-                f"create table if not exists {table} as select * from day_frame limit 0"
-            ).fetchall()
-            connection.execute(f"insert into {table} by name select * from day_frame").fetchall()
+            table_exists = connection.execute(
+                "select count(*) from information_schema.tables"
+                " where table_schema = ? and table_name = ?",
+                [table_slice.schema, table_slice.table],
+            ).fetchall()[0][0]
+            if table_exists:
+                connection.execute(slice_delete_statement(table_slice)).fetchall()
+            for _, frame in days:
+                if frame.empty:
+                    continue
+                connection.register("day_frame", frame)
+                connection.execute(
+                    f"create table if not exists {table} as select * from day_frame limit 0"
+                ).fetchall()
+                connection.execute(
+                    f"insert into {table} by name select * from day_frame"
+                ).fetchall()
+                connection.unregister("day_frame")
+                rows += len(frame)
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        return rows
+
+
+class _ClosingDuckDbClient(DuckDbClient):
+    """DuckDbClient whose connection is closed even when the load fails, so a failed run does
+    not keep the database file open (and locked) for the rest of the process."""
+
+    @staticmethod
+    @contextmanager
+    def connect(context: dg.OutputContext | dg.InputContext, _: TableSlice) -> Iterator[Any]:
+        connection = backoff(
+            fn=duckdb.connect,
+            retry_on=(RuntimeError, duckdb.IOException),
+            kwargs={
+                "database": context.resource_config["database"],
+                "read_only": False,
+                "config": context.resource_config["connection_config"],
+            },
+            max_retries=10,
+        )
+        try:
+            yield connection
         finally:
-            connection.unregister("day_frame")
+            connection.close()
 
 
 class DuckDBWarehouseIOManager(DuckDBPandasIOManager):
@@ -111,13 +178,10 @@ class DuckDBWarehouseIOManager(DuckDBPandasIOManager):
 
     def create_io_manager(self, context) -> DbIOManager:
         return NamedTableDbIOManager(
-            db_client=_TransactionalDuckDbClient(),
+            db_client=_ClosingDuckDbClient(),
             database=self.database,
             schema=self.schema_,
-            type_handlers=[
-                DuckDBPandasTypeHandler(),
-                _DuckDBDayFramesHandler(DuckDBPandasTypeHandler()),
-            ],
+            type_handlers=[DuckDBPandasTypeHandler(), _DuckDBDayFramesHandler()],
             default_load_type=pd.DataFrame,
             io_manager_name="DuckDBIOManager",
         )

@@ -3,21 +3,84 @@
 Kept apart from warehouse.py so local runs never import the Snowflake connector (about 100 MiB).
 """
 
+import uuid
 from contextlib import closing
 from typing import Any
 
+import dagster as dg
 import pandas as pd
-from dagster._core.storage.db_io_manager import DbIOManager
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_snowflake import SnowflakeResource
 from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient
 from dagster_snowflake_pandas import SnowflakePandasIOManager, SnowflakePandasTypeHandler
+from snowflake.connector import pandas_tools
+from snowflake.connector.errors import ProgrammingError
 
 from crypto_assets.resources import WarehouseResource
-from crypto_assets.warehouse import DayFramesHandler, NamedTableDbIOManager
+from crypto_assets.transform import DayFrames
+from crypto_assets.warehouse import DayFramesHandler, NamedTableDbIOManager, slice_delete_statement
+
+
+class _SnowflakeDayFramesHandler(DayFramesHandler):
+    """Loads the days into a transient staging table, then swaps the slice in one transaction.
+
+    write_pandas creates a temporary stage, and any DDL in Snowflake commits the open
+    transaction; staging the rows before BEGIN keeps the DELETE and INSERT in one transaction.
+    """
+
+    @property
+    def frame_handler(self) -> DbTypeHandler:
+        return SnowflakePandasTypeHandler()
+
+    def replace_slice(
+        self, context: dg.OutputContext, table_slice: TableSlice, days: DayFrames, connection: Any
+    ) -> int:
+        database, schema, table = (
+            (table_slice.database or "").upper(),
+            table_slice.schema.upper(),
+            table_slice.table.upper(),
+        )
+        target = f"{database}.{schema}.{table}" if database else f"{schema}.{table}"
+        staging_name = f"{table}_LOAD_{uuid.uuid4().hex[:8].upper()}"
+        staging = target.rsplit(".", 1)[0] + "." + staging_name
+        rows = 0
+        with closing(connection.cursor()) as cursor:
+            try:
+                cursor.execute(f"CREATE TRANSIENT TABLE {staging} LIKE {target}")
+            except ProgrammingError as exc:
+                raise dg.Failure(
+                    f"Cannot load {target}: {exc.msg}. Create it with sql/02_tables.sql first."
+                ) from exc
+            try:
+                for _, frame in days:
+                    if frame.empty:
+                        continue
+                    pandas_tools.write_pandas(
+                        conn=connection,
+                        df=frame.rename(columns=str.upper),
+                        table_name=staging_name,
+                        schema=schema,
+                        database=database or None,
+                        quote_identifiers=True,
+                        use_logical_type=True,
+                        auto_create_table=False,
+                    )
+                    rows += len(frame)
+                cursor.execute("BEGIN")
+                try:
+                    cursor.execute(slice_delete_statement(table_slice, target))
+                    cursor.execute(f"INSERT INTO {target} SELECT * FROM {staging}")
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+            finally:
+                cursor.execute(f"DROP TABLE IF EXISTS {staging}")
+        return rows
 
 
 class SnowflakeWarehouseIOManager(SnowflakePandasIOManager):
-    """The prod warehouse: Snowflake via write_pandas, into the table the sql/ scripts create."""
+    """The prod warehouse: Snowflake, into the table the sql/ scripts create."""
 
     def create_io_manager(self, context) -> DbIOManager:
         return NamedTableDbIOManager(
@@ -25,10 +88,7 @@ class SnowflakeWarehouseIOManager(SnowflakePandasIOManager):
             io_manager_name="SnowflakeIOManager",
             database=self.database,
             schema=self.schema_,
-            type_handlers=[
-                SnowflakePandasTypeHandler(),
-                DayFramesHandler(SnowflakePandasTypeHandler()),
-            ],
+            type_handlers=[SnowflakePandasTypeHandler(), _SnowflakeDayFramesHandler()],
             default_load_type=pd.DataFrame,
         )
 
