@@ -230,17 +230,25 @@ class BinanceKlinesClient:
             raise BinanceError(f"GET /api/v3/time returned an unexpected body: {_short(str(body))}")
         return body["serverTime"]
 
-    def _klines_page(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Kline]:
-        what = f"GET /api/v3/klines {symbol} {interval} from {start_ms}"
+    def _klines_page(
+        self,
+        symbol: str,
+        interval: str,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = PAGE_LIMIT,
+    ) -> list[Kline]:
+        what = f"GET /api/v3/klines {symbol} {interval} from {start_ms or 'latest'}"
+        window = {
+            key: value
+            for key, value in (("startTime", start_ms), ("endTime", end_ms and end_ms - 1))
+            if value is not None
+        }
 
         def request() -> list[Kline]:
             try:
                 page = self._client.get_klines(
-                    symbol=symbol,
-                    interval=interval,
-                    startTime=start_ms,
-                    endTime=end_ms - 1,
-                    limit=PAGE_LIMIT,
+                    symbol=symbol, interval=interval, limit=limit, **window
                 )
             except BinanceAPIException as exc:
                 if exc.code == UNKNOWN_SYMBOL_CODE:
@@ -253,6 +261,18 @@ class BinanceKlinesClient:
             return page
 
         return self._call(what, KLINES_WEIGHT, request)  # type: ignore[return-value]
+
+    def latest_closed_open_time(self, symbol: str, interval: str) -> int | None:
+        """Open time of the newest closed kline, for three weight units (/time and 2 klines)."""
+        validate_symbol(symbol)
+        validate_interval(interval)
+        server_now = self.server_time_ms()
+        closed = [
+            kline[0]
+            for kline in self._klines_page(symbol, interval, limit=2)
+            if kline[6] < server_now
+        ]
+        return closed[-1] if closed else None
 
     def iter_kline_pages(
         self, symbol: str, interval: str, start_ms: int, end_ms: int

@@ -6,14 +6,26 @@ step would add seconds of start-up to every run and parallelise nothing.
 
 import dagster as dg
 
+from crypto_assets.alerts import failure_alerts_sensor
 from crypto_assets.assets import clean_klines, raw_klines, snowflake_btcusdt
-from crypto_assets.checks import ohlc_checks, warehouse_matches_clean_klines
+from crypto_assets.checks import (
+    freshness_checks,
+    freshness_checks_sensor,
+    ohlc_checks,
+    warehouse_matches_clean_klines,
+)
+from crypto_assets.jobs import kline_lineage_job
 from crypto_assets.resources import resources_for
+from crypto_assets.schedules import daily_klines_schedule
+from crypto_assets.sensors import fresh_klines_sensor
 from crypto_assets.settings import environment_name
 
 defs = dg.Definitions(
     assets=[raw_klines, clean_klines, snowflake_btcusdt],
-    asset_checks=[ohlc_checks, warehouse_matches_clean_klines],
+    asset_checks=[ohlc_checks, warehouse_matches_clean_klines, *freshness_checks],
+    jobs=[kline_lineage_job],
+    schedules=[daily_klines_schedule],
+    sensors=[fresh_klines_sensor, failure_alerts_sensor, freshness_checks_sensor],
     resources=resources_for(environment_name()),
     executor=dg.in_process_executor,
 )

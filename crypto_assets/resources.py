@@ -3,7 +3,8 @@
 - ``binance``: the klines client (base URL from ``BINANCE_BASE_URL``);
 - ``raw_io_manager`` / ``transformed_io_manager``: Parquet zones (local folders, or S3 buckets);
 - ``warehouse_io_manager``: DuckDB file ``cryptodb`` locally, Snowflake in prod;
-- ``warehouse``: read-only SQL against the same warehouse, for checks.
+- ``warehouse``: read-only SQL against the same warehouse, for checks;
+- ``notifier``: where alerts go (the log always; Slack and a webhook when configured).
 
 Prod settings and secrets come from environment variables through ``dg.EnvVar``; a missing
 required one stops the load with its name, instead of failing late inside a run.
@@ -19,7 +20,8 @@ from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from crypto_assets.binance import DEFAULT_BASE_URL, BinanceKlinesClient
+from crypto_assets.alerts import notifier_resource
+from crypto_assets.binance import DEFAULT_BASE_URL, BinanceKlinesClient, RetryPolicy
 from crypto_assets.io_managers import LocalKlinesIOManager, S3KlinesIOManager
 from crypto_assets.settings import SettingsError, local_home
 from crypto_assets.warehouse import DuckDBWarehouseIOManager
@@ -37,8 +39,10 @@ class BinanceResource(dg.ConfigurableResource):
     base_url: str = Field(default=DEFAULT_BASE_URL, description="Binance REST base URL.")
     timeout_seconds: float = Field(default=10.0, description="Timeout of every request.")
 
-    def get_client(self) -> BinanceKlinesClient:
-        return BinanceKlinesClient(base_url=self.base_url, timeout=self.timeout_seconds)
+    def get_client(self, retry: RetryPolicy | None = None) -> BinanceKlinesClient:
+        return BinanceKlinesClient(
+            base_url=self.base_url, timeout=self.timeout_seconds, retry=retry
+        )
 
 
 class WarehouseResource(dg.ConfigurableResource, ABC):
@@ -65,6 +69,7 @@ def local_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     duckdb_path = str(home / f"{DATABASE}.duckdb")
     return {
         "binance": binance_resource(environ),
+        "notifier": notifier_resource(environ),
         "raw_io_manager": LocalKlinesIOManager(base_dir=str(home / "raw")),
         "transformed_io_manager": LocalKlinesIOManager(base_dir=str(home / "transformed")),
         "warehouse_io_manager": DuckDBWarehouseIOManager(
@@ -134,6 +139,7 @@ def prod_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     schema = environ.get("SNOWFLAKE_SCHEMA", SCHEMA.upper())
     return {
         "binance": binance_resource(environ),
+        "notifier": notifier_resource(environ),
         "raw_io_manager": S3KlinesIOManager(
             s3=s3, bucket=dg.EnvVar("CRYPTO_ASSETS_RAW_BUCKET"), server_side_encryption=sse
         ),
