@@ -17,16 +17,22 @@ $(BIN)/dagster: pyproject.toml setup.py
 
 setup: $(BIN)/dagster
 
-$(DAGSTER_HOME):
-	mkdir -p $@
+$(DAGSTER_HOME)/dagster.yaml: deploy/dagster.local.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp $< $@
 
 ## The Dagster UI on http://127.0.0.1:3000 (webserver and daemon), local environment.
-run: setup | $(DAGSTER_HOME)
+run: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 ## Materialize the lineage for one day: make materialize DATE=2024-01-01
-materialize: setup | $(DAGSTER_HOME)
+materialize: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster asset materialize -m crypto_assets.definitions --select '$(ASSETS)' --partition $(DATE)
+
+## Backfill a date range in one run: make backfill START=2024-01-01 END=2024-01-31
+backfill: setup $(DAGSTER_HOME)/dagster.yaml
+	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD"; exit 2; }
+	$(BIN)/dagster asset materialize -m crypto_assets.definitions --select '$(ASSETS)' --partition-range '$(START)...$(END)'
 
 test: setup
 	$(BIN)/pytest

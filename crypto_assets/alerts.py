@@ -96,7 +96,11 @@ class AlertNotifier(dg.ConfigurableResource):
 
 def notifier_resource(environ: Any = os.environ) -> AlertNotifier:
     return AlertNotifier(
-        webhook_url=environ.get("CRYPTO_ASSETS_ALERT_WEBHOOK_URL") or None,
+        webhook_url=(
+            dg.EnvVar("CRYPTO_ASSETS_ALERT_WEBHOOK_URL")
+            if environ.get("CRYPTO_ASSETS_ALERT_WEBHOOK_URL")
+            else None
+        ),
         slack_token=dg.EnvVar("SLACK_BOT_TOKEN") if environ.get("SLACK_BOT_TOKEN") else None,
         slack_channel=environ.get("CRYPTO_ASSETS_SLACK_CHANNEL") or None,
     )
