@@ -4,13 +4,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from crypto_assets.binance import (
-    INTERVAL_MS,
-    BinanceError,
-    BinanceKlinesClient,
-    save_klines_to_csv,
-    time_range_ms,
-)
+from crypto_assets.binance import INTERVAL_MS, BinanceError, BinanceKlinesClient, time_range_ms
+from crypto_assets.klines_csv import save_klines_to_csv
 
 
 def _parser() -> argparse.ArgumentParser:

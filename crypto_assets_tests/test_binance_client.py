@@ -7,16 +7,15 @@ import time
 import pytest
 
 from crypto_assets.binance import (
-    CSV_HEADER,
     BinanceError,
     BinanceKlinesClient,
     RetryPolicy,
     UnknownSymbolError,
     WeightPacer,
     get_klines,
-    save_klines_to_csv,
 )
 from crypto_assets.cli import main as cli_main
+from crypto_assets.klines_csv import CSV_HEADER, save_klines_to_csv
 from crypto_assets.transform import day_start_ms
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
 
