@@ -4,85 +4,26 @@ The same assets as locally; only the resources differ (CRYPTO_ASSETS_ENV=prod se
 """
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import boto3
 import fakesnow
 import pandas as pd
 import pytest
 import snowflake.connector
-import sqlglot
-from moto.server import ThreadedMotoServer
 
 from crypto_assets.io_managers import partition_object_key
 from crypto_assets.resources import prod_resources
 from crypto_assets.settings import SettingsError
 from crypto_assets_tests.lineage import check_results, materialize_days
+from crypto_assets_tests.prod_stack import (
+    RAW_BUCKET,
+    TRANSFORMED_BUCKET,
+    prod_env,
+    s3_client,
+    s3_endpoint,
+    table_ddl,
+)
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
-RAW_BUCKET, TRANSFORMED_BUCKET = "crypto-raw-test", "crypto-transformed-test"
-SNOWFLAKE_ENV = {
-    "SNOWFLAKE_ACCOUNT": "testaccount",
-    "SNOWFLAKE_USER": "pipeline",
-    "SNOWFLAKE_PASSWORD": "not-a-real-secret",
-    "SNOWFLAKE_WAREHOUSE": "CRYPTO_WH",
-    "SNOWFLAKE_ROLE": "CRYPTO_PIPELINE",
-}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def prod_env(monkeypatch, s3_endpoint, synthetic_standin) -> dict[str, str]:
-    environ = {
-        **SNOWFLAKE_ENV,
-        "CRYPTO_ASSETS_ENV": "prod",
-        "CRYPTO_ASSETS_RAW_BUCKET": RAW_BUCKET,
-        "CRYPTO_ASSETS_TRANSFORMED_BUCKET": TRANSFORMED_BUCKET,
-        "AWS_ENDPOINT_URL_S3": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "BINANCE_BASE_URL": synthetic_standin.url,
-    }
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    s3 = s3_client(s3_endpoint)
-    for bucket in (RAW_BUCKET, TRANSFORMED_BUCKET):
-        s3.create_bucket(Bucket=bucket)
-    yield environ
-    for bucket in (RAW_BUCKET, TRANSFORMED_BUCKET):
-        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=item["Key"])
-        s3.delete_bucket(Bucket=bucket)
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-
-
-def table_ddl() -> list[str]:
-    """The CREATE TABLE statements of sql/02_tables.sql, run as prod runs them."""
-    statements = sqlglot.parse((SQL_DIR / "02_tables.sql").read_text(), read="snowflake")
-    return [
-        statement.sql(dialect="snowflake")
-        for statement in statements
-        if statement is not None and statement.key == "create" and statement.kind == "TABLE"
-    ]
+__all__ = ["prod_env", "s3_endpoint"]  # fixtures used by name
 
 
 @pytest.fixture

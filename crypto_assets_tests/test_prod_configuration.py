@@ -14,7 +14,6 @@
 import gzip
 import json
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ from dagster._core.remote_representation.external_data import (
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.storage.config import pg_config
 from dagster._serdes import serialize_value
-from moto.server import ThreadedMotoServer
 
 from crypto_assets.io_managers import partition_object_key
 from crypto_assets.resources import prod_resources, snowflake_settings
@@ -47,22 +45,22 @@ from crypto_assets.warehouse_snowflake import (
     SnowflakeWarehouseIOManager,
 )
 from crypto_assets_tests.lineage import lineage_definitions, materialize_days
-from crypto_assets_tests.test_lineage_prod import s3_client, table_ddl
+from crypto_assets_tests.prod_stack import (
+    PASSWORD,
+    PROD_ENV,
+    RAW_BUCKET,
+    TRANSFORMED_BUCKET,
+    prod_env,
+    s3_client,
+    s3_endpoint,
+    table_ddl,
+)
+
+__all__ = ["prod_env", "s3_endpoint"]  # fixtures used by name
 
 DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
 PROD_INSTANCE_YAML = "dagster.prod.yaml"
-RAW_BUCKET, TRANSFORMED_BUCKET = "crypto-raw-conf", "crypto-transformed-conf"
-PASSWORD = "pw-7Qx2-never-shown"
 PASSPHRASE = "pkpass-9Zr4-never-shown"
-BASE_ENV = {
-    "CRYPTO_ASSETS_ENV": "prod",
-    "CRYPTO_ASSETS_RAW_BUCKET": RAW_BUCKET,
-    "CRYPTO_ASSETS_TRANSFORMED_BUCKET": TRANSFORMED_BUCKET,
-    "SNOWFLAKE_ACCOUNT": "testaccount",
-    "SNOWFLAKE_USER": "pipeline",
-    "SNOWFLAKE_WAREHOUSE": "CRYPTO_WH",
-    "SNOWFLAKE_ROLE": "CRYPTO_PIPELINE",
-}
 
 
 # --- key pair ------------------------------------------------------------------------------------
@@ -90,7 +88,7 @@ def key_pair_env(tmp_path: Path, pem: str, how: str) -> dict[str, str]:
         auth = {"SNOWFLAKE_PRIVATE_KEY_PATH": str(key_file)}
     else:
         auth = {"SNOWFLAKE_PRIVATE_KEY": pem}
-    return {**BASE_ENV, **auth, "SNOWFLAKE_PRIVATE_KEY_PASSWORD": PASSPHRASE}
+    return {**PROD_ENV, **auth, "SNOWFLAKE_PRIVATE_KEY_PASSWORD": PASSPHRASE}
 
 
 def secret_values(environ: dict[str, str]) -> list[str]:
@@ -161,7 +159,7 @@ def test_key_pair_auth_is_configured_by_env_var_name_only(
 
 
 def test_password_auth_is_configured_by_env_var_name_only(monkeypatch):
-    environ = {**BASE_ENV, "SNOWFLAKE_PASSWORD": PASSWORD}
+    environ = {**PROD_ENV, "SNOWFLAKE_PASSWORD": PASSWORD}
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     resources = prod_resources(environ)
@@ -177,7 +175,7 @@ def test_password_auth_is_configured_by_env_var_name_only(monkeypatch):
 def test_alert_secrets_are_configured_by_env_var_name_only(monkeypatch):
     webhook = "https://hooks.example.invalid/services/T0/B0/wh-3Kp8-never-shown"
     environ = {
-        **BASE_ENV,
+        **PROD_ENV,
         "SNOWFLAKE_PASSWORD": PASSWORD,
         "CRYPTO_ASSETS_ALERT_WEBHOOK_URL": webhook,
         "SLACK_BOT_TOKEN": "xoxb-slack-5Wm1-never-shown",
@@ -192,39 +190,6 @@ def test_alert_secrets_are_configured_by_env_var_name_only(monkeypatch):
 
 
 # --- S3 on moto's server -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def prod_env(monkeypatch, s3_endpoint, synthetic_standin) -> Iterator[dict[str, str]]:
-    """Prod settings (password auth) against moto's S3 and the Binance stand-in, buckets made."""
-    environ = {
-        **BASE_ENV,
-        "SNOWFLAKE_PASSWORD": PASSWORD,
-        "AWS_ENDPOINT_URL_S3": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "BINANCE_BASE_URL": synthetic_standin.url,
-    }
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    s3 = s3_client(s3_endpoint)
-    for bucket in (RAW_BUCKET, TRANSFORMED_BUCKET):
-        s3.create_bucket(Bucket=bucket)
-    yield environ
-    for bucket in (RAW_BUCKET, TRANSFORMED_BUCKET):
-        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=item["Key"])
-        s3.delete_bucket(Bucket=bucket)
 
 
 def test_sse_aes256_encrypts_every_object(prod_env, monkeypatch):
