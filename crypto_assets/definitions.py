@@ -7,7 +7,7 @@ step would add seconds of start-up to every run and parallelise nothing.
 import dagster as dg
 
 from crypto_assets.alerts import failure_alerts_sensor
-from crypto_assets.assets import clean_klines, raw_klines, snowflake_btcusdt
+from crypto_assets.assets import clean_klines, daily_indicators, raw_klines, snowflake_btcusdt
 from crypto_assets.checks import (
     freshness_checks,
     freshness_checks_sensor,
@@ -21,7 +21,7 @@ from crypto_assets.sensors import fresh_klines_sensor
 from crypto_assets.settings import environment_name
 
 defs = dg.Definitions(
-    assets=[raw_klines, clean_klines, snowflake_btcusdt],
+    assets=[raw_klines, clean_klines, snowflake_btcusdt, daily_indicators],
     asset_checks=[ohlc_checks, warehouse_matches_clean_klines, *freshness_checks],
     jobs=[kline_lineage_job],
     schedules=[daily_klines_schedule],

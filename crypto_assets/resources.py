@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
@@ -51,6 +52,10 @@ class WarehouseResource(dg.ConfigurableResource, ABC):
     @abstractmethod
     def query(self, sql: str) -> list[tuple[Any, ...]]: ...
 
+    @abstractmethod
+    def query_frame(self, sql: str) -> pd.DataFrame:
+        """The result as a DataFrame with lower-case column names."""
+
 
 class DuckDBWarehouse(WarehouseResource):
     duckdb: DuckDBResource
@@ -58,6 +63,10 @@ class DuckDBWarehouse(WarehouseResource):
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         with self.duckdb.get_connection() as connection:
             return connection.execute(sql).fetchall()
+
+    def query_frame(self, sql: str) -> pd.DataFrame:
+        with self.duckdb.get_connection() as connection:
+            return connection.execute(sql).fetchdf()
 
 
 def binance_resource(environ: Mapping[str, str] = os.environ) -> BinanceResource:

@@ -99,3 +99,8 @@ class SnowflakeWarehouse(WarehouseResource):
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         with self.snowflake.get_connection() as connection, closing(connection.cursor()) as cursor:
             return list(cursor.execute(sql).fetchall())
+
+    def query_frame(self, sql: str) -> pd.DataFrame:
+        with self.snowflake.get_connection() as connection, closing(connection.cursor()) as cursor:
+            frame = cursor.execute(sql).fetch_pandas_all()
+        return frame.rename(columns=str.lower)
