@@ -197,8 +197,7 @@ class BinanceKlinesClient:
                             f" longer than the {self.retry.max_retry_after:.0f}s this client waits."
                         ) from exc
                     last_problem = f"HTTP {exc.status_code} (code {exc.code}): {exc.message}"
-                    log.warning("%s: %s; retrying in %.1fs", what, last_problem, wait)
-                    self._sleep(wait)
+                    self._pause(what, last_problem, wait, attempt)
                     continue
                 if exc.status_code >= 500:
                     last_problem = f"HTTP {exc.status_code}: {_short(exc.response.text)}"
@@ -211,12 +210,16 @@ class BinanceKlinesClient:
                 last_problem = f"malformed body: {_short(exc.message)}"
             except requests.RequestException as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
-            wait = self.retry.backoff(attempt)
-            log.warning("%s failed (%s); retrying in %.1fs", what, last_problem, wait)
-            self._sleep(wait)
+            self._pause(what, last_problem, self.retry.backoff(attempt), attempt)
         raise BinanceError(
             f"{what} failed after {self.retry.max_attempts} attempts; last problem: {last_problem}"
         )
+
+    def _pause(self, what: str, problem: str, wait: float, attempt: int) -> None:
+        """Waits before the next attempt; after the last one there is nothing to wait for."""
+        if attempt + 1 < self.retry.max_attempts:
+            log.warning("%s failed (%s); retrying in %.1fs", what, problem, wait)
+            self._sleep(wait)
 
     def _response_header(self, name: str) -> str | None:
         response = self._client.response
