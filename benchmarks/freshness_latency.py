@@ -119,15 +119,25 @@ def main() -> None:
             started_ms = int(time.time() * 1000)
             print(f"sensor on at {datetime.now(timezone.utc):%H:%M:%S} UTC")
             latencies = measure(work / "data" / "cryptodb.duckdb", started_ms, args)
+            if latencies:
+                print(
+                    f"candles {len(latencies)}: median {statistics.median(latencies):.1f} s,"
+                    f" worst {max(latencies):.1f} s",
+                    flush=True,
+                )
         finally:
-            os.killpg(dev.pid, signal.SIGTERM)
-            dev.wait(timeout=60)
+            stop(dev)
     shutil.rmtree(work, ignore_errors=True)
-    if latencies:
-        print(
-            f"candles {len(latencies)}: median {statistics.median(latencies):.1f} s,"
-            f" worst {max(latencies):.1f} s, all {[round(x, 1) for x in latencies]}"
-        )
+
+
+def stop(dev: subprocess.Popen) -> None:
+    """Ctrl-C, as a user stops `dagster dev`; then the whole process group if it lingers."""
+    os.killpg(dev.pid, signal.SIGINT)
+    try:
+        dev.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(dev.pid, signal.SIGKILL)
+        dev.wait()
 
 
 def measure(database: Path, started_ms: int, args: argparse.Namespace) -> list[float]:
