@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CRYPTO_ASSETS_HOME)/dagster_home
 DATE ?= $(shell date -u -d yesterday +%Y-%m-%d)
 ASSETS := raw_klines,clean_klines,snowflake_btcusdt
 
-.PHONY: setup run materialize backfill test lint format clean
+.PHONY: setup run stack materialize backfill test lint format clean
 
 $(BIN)/dagster: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.local.yaml
 ## The Dagster UI on http://127.0.0.1:3000 (webserver and daemon), local environment.
 run: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+## The same UI as two processes, the way a deployment runs them: dagster-webserver + dagster-daemon
+stack: setup
+	scripts/local_stack.sh
 
 ## Materialize the lineage for one day: make materialize DATE=2024-01-01
 materialize: setup $(DAGSTER_HOME)/dagster.yaml

@@ -175,7 +175,11 @@ def _check_alert(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, reco
         check=check_key.name,
         severity=evaluation.severity.value if evaluation else "ERROR",
         run_id=record.run_id,
-        message=str(_metadata_value(metadata, "rule") or check_key.name),
+        message=str(
+            _metadata_value(metadata, "rule")
+            or (evaluation.description if evaluation else None)
+            or check_key.name
+        ),
         offending_open_times=list(_metadata_value(metadata, "offending_open_times") or []),
     )
 
