@@ -133,6 +133,7 @@ def check_failure_alerts(
 
     The cursor never passes an execution whose run is still going, so one that fails later is
     seen; a check that raised instead of failing stays PLANNED, and its run's failure alerts.
+    A range run records each day too; its one range-wide result is what alerts.
     """
     records = [
         (check_key, record)
@@ -154,8 +155,15 @@ def check_failure_alerts(
         _check_alert(instance, key, record)
         for key, record in sorted(settled, key=lambda pair: pair[1].id)
         if record.status == AssetCheckExecutionRecordStatus.FAILED
+        and not (record.partition and _is_range_run(instance.get_run_by_id(record.run_id)))
     ]
     return alerts, max((record.id for _, record in settled), default=after_id)
+
+
+def _is_range_run(run: dg.DagsterRun | None) -> bool:
+    tags = run.tags if run else {}
+    start = tags.get("dagster/asset_partition_range_start")
+    return start is not None and start != tags.get("dagster/asset_partition_range_end")
 
 
 def _run_finished(instance: dg.DagsterInstance, run_id: str) -> bool:

@@ -16,14 +16,21 @@ from crypto_assets.partitions import daily_partitions
 from crypto_assets.resources import WarehouseResource
 from crypto_assets.settings import KLINES
 from crypto_assets.transform import DayFrames
-from crypto_assets.validation import COMPLETENESS, OHLC_RULES, describe, validate_days
+from crypto_assets.validation import (
+    COMPLETENESS,
+    OHLC_RULES,
+    Violations,
+    describe,
+    validate_days,
+)
 from crypto_assets.warehouse import rows_per_day
 
+BLOCKING_CHECKS = set(OHLC_RULES)
 OHLC_CHECK_SPECS = [
     dg.AssetCheckSpec(
         name,
         asset=clean_klines,
-        blocking=name != COMPLETENESS,
+        blocking=name in BLOCKING_CHECKS,
         description=describe(name),
         partitions_def=daily_partitions,
     )
@@ -36,6 +43,46 @@ def _partition_range(context: dg.AssetCheckExecutionContext) -> str:
     return keys[0] if len(keys) == 1 else f"{keys[0]}...{keys[-1]}"
 
 
+def _ohlc_evaluation(
+    name: str, violations: Violations, partitions: str, rows: int, expected_rows: int
+) -> dict:
+    return {
+        "check_name": name,
+        "asset_key": clean_klines.key,
+        "passed": violations.passed,
+        "severity": dg.AssetCheckSeverity.WARN
+        if name == COMPLETENESS
+        else dg.AssetCheckSeverity.ERROR,
+        "metadata": {
+            "partitions": partitions,
+            "rule": describe(name),
+            "offending_rows": violations.count,
+            "offending_open_times": dg.MetadataValue.json(violations.first_open_times),
+            "rows": rows,
+            "expected_rows": expected_rows,
+        },
+    }
+
+
+def log_day_evaluations(
+    context: dg.AssetCheckExecutionContext, evaluations: Iterator[tuple[str, dict]]
+) -> None:
+    """Records one evaluation per day of a range run, so the UI shows each day's own result.
+
+    A check's results in a range run cover the whole range and carry no partition; without
+    these, Dagster would show every day of a backfill as skipped.
+    """
+    for partition_key, evaluation in evaluations:
+        context.op_execution_context.log_event(
+            dg.AssetCheckEvaluation(
+                **evaluation,
+                blocking=evaluation["check_name"] in BLOCKING_CHECKS,
+                target_materialization_data=None,
+                partition=partition_key,
+            )
+        )
+
+
 @dg.multi_asset_check(
     specs=OHLC_CHECK_SPECS,
     ins={"days": dg.AssetIn(clean_klines.key)},
@@ -45,23 +92,24 @@ def ohlc_checks(
 ) -> Iterator[dg.AssetCheckResult]:
     """Every OHLC rule over the run's days, each result naming the first offending open_times."""
     report = validate_days(days, KLINES.interval, until_ms=int(time.time() * 1000))
+    if len(report.days) > 1:
+        log_day_evaluations(
+            context,
+            (
+                (
+                    day.partition_key,
+                    _ohlc_evaluation(
+                        name, violations, day.partition_key, day.rows, day.expected_rows
+                    ),
+                )
+                for day in report.days
+                for name, violations in day.rules.items()
+            ),
+        )
     partitions = _partition_range(context)
     for name, violations in report.rules.items():
         yield dg.AssetCheckResult(
-            check_name=name,
-            asset_key=clean_klines.key,
-            passed=violations.passed,
-            severity=dg.AssetCheckSeverity.WARN
-            if name == COMPLETENESS
-            else dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "partitions": partitions,
-                "rule": describe(name),
-                "offending_rows": violations.count,
-                "offending_open_times": dg.MetadataValue.json(violations.first_open_times),
-                "rows": report.rows,
-                "expected_rows": report.expected_rows,
-            },
+            **_ohlc_evaluation(name, violations, partitions, report.rows, report.expected_rows)
         )
 
 
@@ -82,6 +130,27 @@ def warehouse_matches_clean_klines(
         for day in days
         if loaded.get(day, 0) != expected[day]
     }
+    if len(days) > 1:
+        log_day_evaluations(
+            context,
+            (
+                (
+                    day,
+                    {
+                        "check_name": "warehouse_matches_clean_klines",
+                        "asset_key": snowflake_btcusdt.key,
+                        "passed": day not in mismatched,
+                        "metadata": {
+                            "partitions": day,
+                            "clean_rows": expected[day],
+                            "warehouse_rows": loaded.get(day, 0),
+                        },
+                        "severity": dg.AssetCheckSeverity.ERROR,
+                    },
+                )
+                for day in days
+            ),
+        )
     return dg.AssetCheckResult(
         passed=not mismatched,
         metadata={

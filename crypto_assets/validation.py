@@ -79,6 +79,11 @@ class Violations:
         if room > 0:
             self.first_open_times.extend(_iso(value) for value in open_times.iloc[:room])
 
+    def merge(self, other: Violations) -> None:
+        self.count += other.count
+        room = MAX_LISTED - len(self.first_open_times)
+        self.first_open_times.extend(other.first_open_times[: max(room, 0)])
+
     @property
     def passed(self) -> bool:
         return self.count == 0
@@ -106,13 +111,34 @@ def missing_open_times(
 
 
 @dataclass
+class DayValidation:
+    """One day's violations per rule, and its candle counts."""
+
+    partition_key: str
+    rules: dict[str, Violations]
+    rows: int
+    expected_rows: int
+
+
+def validate_day(
+    partition_key: str, frame: pd.DataFrame, interval: str, until_ms: int | None = None
+) -> DayValidation:
+    rules = {name: Violations() for name in (*OHLC_RULES, COMPLETENESS)}
+    for name, open_times in check_ohlc(frame, interval).items():
+        rules[name].add(open_times)
+    rules[COMPLETENESS].add(missing_open_times(frame, partition_key, interval, until_ms))
+    expected = len(expected_open_times(partition_key, interval, until_ms))
+    return DayValidation(partition_key, rules, len(frame), expected)
+
+
+@dataclass
 class ValidationReport:
-    """Every rule's violations over a range of days, plus the candle counts seen."""
+    """Every rule's violations over a range of days, in total and day by day."""
 
     interval: str
+    days: list[DayValidation] = field(default_factory=list)
     rules: dict[str, Violations] = field(default_factory=dict)
     rows: int = 0
-    days: int = 0
     expected_rows: int = 0
 
     def __post_init__(self) -> None:
@@ -120,14 +146,12 @@ class ValidationReport:
             self.rules.setdefault(name, Violations())
 
     def add_day(self, partition_key: str, frame: pd.DataFrame, until_ms: int | None = None) -> None:
-        for name, open_times in check_ohlc(frame, self.interval).items():
-            self.rules[name].add(open_times)
-        self.rules[COMPLETENESS].add(
-            missing_open_times(frame, partition_key, self.interval, until_ms)
-        )
-        self.rows += len(frame)
-        self.days += 1
-        self.expected_rows += len(expected_open_times(partition_key, self.interval, until_ms))
+        day = validate_day(partition_key, frame, self.interval, until_ms)
+        for name, violations in day.rules.items():
+            self.rules[name].merge(violations)
+        self.days.append(day)
+        self.rows += day.rows
+        self.expected_rows += day.expected_rows
 
 
 def validate_days(days: DayFrames, interval: str, until_ms: int | None = None) -> ValidationReport:

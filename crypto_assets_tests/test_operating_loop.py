@@ -257,6 +257,37 @@ def test_a_failed_check_alerts_the_webhook_once(
     assert run_alerts[0]["partition"] == "2024-01-02"
 
 
+def test_a_range_run_alerts_once_per_failed_check_and_records_each_day(
+    tmp_path, synthetic_standin, synthetic_rows, instance
+):
+    bad = list(synthetic_rows[1440 + 100])
+    bad[4] = "-1"  # a negative close on 2024-01-02, inside a three-day range
+    synthetic_standin.replace_kline("BTCUSDT", "1m", bad[0], bad)
+    resources = local_resources(
+        {"CRYPTO_ASSETS_HOME": str(tmp_path), "BINANCE_BASE_URL": synthetic_standin.url}
+    )
+    assert not materialize_days(resources, "2024-01-01", "2024-01-03", instance=instance).success
+
+    check = dg.AssetCheckKey(dg.AssetKey("clean_klines"), "prices_positive")
+    per_day = {
+        record.partition: record.status.value
+        for record in instance.event_log_storage.get_asset_check_execution_history(check, limit=10)
+        if record.partition
+    }
+    assert per_day == {"2024-01-01": "SUCCEEDED", "2024-01-02": "FAILED", "2024-01-03": "SUCCEEDED"}
+
+    with WebhookReceiver() as receiver:
+        alert_tick(instance, AlertNotifier(webhook_url=receiver.url, retry_delay_seconds=0.01))
+    check_alerts = [body for body in receiver.bodies if body["kind"] == "check_failed"]
+    assert {alert["check"] for alert in check_alerts} == {
+        "prices_positive",
+        "low_at_or_below_open_and_close",
+    }
+    assert len(check_alerts) == 2
+    assert {alert["partition"] for alert in check_alerts} == {"2024-01-01...2024-01-03"}
+    assert all(alert["offending_open_times"] == ["2024-01-02T01:40:00Z"] for alert in check_alerts)
+
+
 def test_a_failing_webhook_is_retried_then_logged_without_crashing(
     tmp_path, synthetic_standin, synthetic_rows, instance
 ):
