@@ -17,19 +17,18 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from crypto_assets.alerts import notifier_resource
 from crypto_assets.binance import DEFAULT_BASE_URL, BinanceKlinesClient, RetryPolicy
-from crypto_assets.io_managers import LocalKlinesIOManager, S3KlinesIOManager
+from crypto_assets.io_managers import LocalKlinesIOManager
 from crypto_assets.settings import SettingsError, local_home
 from crypto_assets.warehouse import DuckDBWarehouseIOManager
 
 DATABASE = "cryptodb"
 SCHEMA = "cryptoschema"
-DUCKDB_CONFIG = {"memory_limit": "256MB"}
+DUCKDB_CONFIG = {"memory_limit": "128MB"}
 """DuckDB caches up to 80% of RAM by default; a laptop-friendly cap keeps a year-long
 single-transaction load near 512 MiB peak (see benchmarks/range_run.py)."""
 
@@ -133,6 +132,9 @@ def prod_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         raise SettingsError(
             "CRYPTO_ASSETS_ENV=prod needs these environment variables: " + ", ".join(missing)
         )
+    from dagster_aws.s3 import S3Resource
+
+    from crypto_assets.io_managers_s3 import S3KlinesIOManager
     from crypto_assets.warehouse_snowflake import (
         SnowflakeResource,
         SnowflakeWarehouse,
