@@ -17,13 +17,9 @@ from crypto_assets_tests.lineage import check_results, materialize_days
 from crypto_assets_tests.prod_stack import (
     RAW_BUCKET,
     TRANSFORMED_BUCKET,
-    prod_env,
     s3_client,
-    s3_endpoint,
     table_ddl,
 )
-
-__all__ = ["prod_env", "s3_endpoint"]  # fixtures used by name
 
 
 @pytest.fixture

@@ -50,13 +50,9 @@ from crypto_assets_tests.prod_stack import (
     PROD_ENV,
     RAW_BUCKET,
     TRANSFORMED_BUCKET,
-    prod_env,
     s3_client,
-    s3_endpoint,
     table_ddl,
 )
-
-__all__ = ["prod_env", "s3_endpoint"]  # fixtures used by name
 
 DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
 PROD_INSTANCE_YAML = "dagster.prod.yaml"
