@@ -1,4 +1,4 @@
-"""Asset checks: OHLC validity on clean_klines (blocking) and warehouse completeness.
+"""Asset checks: OHLC validity on clean_klines (blocking), warehouse row counts, freshness.
 
 The OHLC checks block: a day that fails one never reaches the warehouse in the same run.
 Completeness only warns, since Binance has real maintenance gaps.
