@@ -27,7 +27,7 @@ BIN = Path(sys.executable).parent
 
 BARE_DOWNLOAD = """
 import sys
-from crypto_assets.binance import BinanceKlinesClient, time_range_ms
+from crypto_assets.sources.binance_rest import BinanceKlinesClient, time_range_ms
 start, end = time_range_ms(sys.argv[1], sys.argv[2])
 pages = BinanceKlinesClient().iter_kline_pages("BTCUSDT", "1m", start, end)
 print(sum(len(page) for page in pages))

@@ -4,8 +4,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from crypto_assets.binance import INTERVAL_MS, BinanceError, BinanceKlinesClient, time_range_ms
-from crypto_assets.klines_csv import save_klines_to_csv
+from crypto_assets.sources.binance_rest import (
+    INTERVAL_MS,
+    BinanceError,
+    BinanceKlinesClient,
+    time_range_ms,
+)
+from crypto_assets.sources.klines_csv import save_klines_to_csv
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -6,18 +6,19 @@ step would add seconds of start-up to every run and parallelise nothing.
 
 import dagster as dg
 
-from crypto_assets.alerts import failure_alerts_sensor
-from crypto_assets.assets import clean_klines, daily_indicators, raw_klines, snowflake_btcusdt
-from crypto_assets.checks import (
+from crypto_assets.analytics.assets import daily_indicators
+from crypto_assets.automation.alerts import failure_alerts_sensor
+from crypto_assets.automation.jobs import kline_lineage_job
+from crypto_assets.automation.schedules import daily_klines_schedule
+from crypto_assets.automation.sensors import fresh_klines_sensor
+from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
+from crypto_assets.klines.checks import (
     freshness_checks,
     freshness_checks_sensor,
     ohlc_checks,
     warehouse_matches_clean_klines,
 )
-from crypto_assets.jobs import kline_lineage_job
 from crypto_assets.resources import resources_for
-from crypto_assets.schedules import daily_klines_schedule
-from crypto_assets.sensors import fresh_klines_sensor
 from crypto_assets.settings import environment_name
 
 defs = dg.Definitions(

@@ -11,65 +11,23 @@ required one stops the load with its name, instead of failing late inside a run.
 """
 
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 from dagster_duckdb import DuckDBResource
-from pydantic import Field
 
-from crypto_assets.alerts import notifier_resource
-from crypto_assets.binance import DEFAULT_BASE_URL, BinanceKlinesClient, RetryPolicy
-from crypto_assets.io_managers import LocalKlinesIOManager
+from crypto_assets.automation.alerts import notifier_resource
+from crypto_assets.klines.resources import binance_resource
 from crypto_assets.settings import SettingsError, local_home
-from crypto_assets.warehouse import DuckDBWarehouseIOManager
+from crypto_assets.storage.parquet import LocalKlinesIOManager
+from crypto_assets.storage.warehouse_duckdb import DuckDBWarehouse, DuckDBWarehouseIOManager
 
 DATABASE = "cryptodb"
 SCHEMA = "cryptoschema"
 DUCKDB_CONFIG = {"memory_limit": "128MB"}
 """DuckDB caches up to 80% of RAM by default; a laptop-friendly cap keeps a year-long
 single-transaction load near 512 MiB peak (see benchmarks/range_run.py)."""
-
-
-class BinanceResource(dg.ConfigurableResource):
-    """Binance's public market data API. API keys, if any, stay in the environment."""
-
-    base_url: str = Field(default=DEFAULT_BASE_URL, description="Binance REST base URL.")
-    timeout_seconds: float = Field(default=10.0, description="Timeout of every request.")
-
-    def get_client(self, retry: RetryPolicy | None = None) -> BinanceKlinesClient:
-        return BinanceKlinesClient(
-            base_url=self.base_url, timeout=self.timeout_seconds, retry=retry
-        )
-
-
-class WarehouseResource(dg.ConfigurableResource, ABC):
-    """Runs read-only SQL that both DuckDB and Snowflake understand, e.g. counts per day."""
-
-    @abstractmethod
-    def query(self, sql: str) -> list[tuple[Any, ...]]: ...
-
-    @abstractmethod
-    def query_frame(self, sql: str) -> pd.DataFrame:
-        """The result as a DataFrame with lower-case column names."""
-
-
-class DuckDBWarehouse(WarehouseResource):
-    duckdb: DuckDBResource
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        with self.duckdb.get_connection() as connection:
-            return connection.execute(sql).fetchall()
-
-    def query_frame(self, sql: str) -> pd.DataFrame:
-        with self.duckdb.get_connection() as connection:
-            return connection.execute(sql).fetchdf()
-
-
-def binance_resource(environ: Mapping[str, str] = os.environ) -> BinanceResource:
-    return BinanceResource(base_url=environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL)
 
 
 def local_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
@@ -84,7 +42,8 @@ def local_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
             database=duckdb_path, schema=SCHEMA, connection_config=DUCKDB_CONFIG
         ),
         "warehouse": DuckDBWarehouse(
-            duckdb=DuckDBResource(database=duckdb_path, connection_config=DUCKDB_CONFIG)
+            duckdb=DuckDBResource(database=duckdb_path, connection_config=DUCKDB_CONFIG),
+            schema_name=SCHEMA,
         ),
     }
 
@@ -134,8 +93,8 @@ def prod_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         )
     from dagster_aws.s3 import S3Resource
 
-    from crypto_assets.io_managers_s3 import S3KlinesIOManager
-    from crypto_assets.warehouse_snowflake import (
+    from crypto_assets.storage.parquet_s3 import S3KlinesIOManager
+    from crypto_assets.storage.warehouse_snowflake import (
         SnowflakeResource,
         SnowflakeWarehouse,
         SnowflakeWarehouseIOManager,
@@ -158,7 +117,9 @@ def prod_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
             s3=s3, bucket=dg.EnvVar("CRYPTO_ASSETS_TRANSFORMED_BUCKET"), server_side_encryption=sse
         ),
         "warehouse_io_manager": SnowflakeWarehouseIOManager(**snowflake, schema=schema),
-        "warehouse": SnowflakeWarehouse(snowflake=SnowflakeResource(**snowflake, schema=schema)),
+        "warehouse": SnowflakeWarehouse(
+            snowflake=SnowflakeResource(**snowflake, schema=schema), schema_name=schema
+        ),
     }
 
 

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from crypto_assets.binance import INTERVAL_MS, validate_interval, validate_symbol
-from crypto_assets.transform import DAY_MS
+from crypto_assets.sources.binance_rest import INTERVAL_MS, validate_interval, validate_symbol
 
 FIRST_TRADING_DAYS = {"BTCUSDT": "2017-08-17", "ETHUSDT": "2017-08-17"}
-DAILY_INTERVALS = tuple(name for name, ms in INTERVAL_MS.items() if DAY_MS % ms == 0)
+DAILY_INTERVALS = tuple(name for name, ms in INTERVAL_MS.items() if INTERVAL_MS["1d"] % ms == 0)
 CHECKOUT_DIR = Path(__file__).resolve().parents[1]
 
 

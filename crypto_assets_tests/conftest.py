@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from crypto_assets.transform import day_start_ms
+from crypto_assets.klines.frames import day_start_ms
 from crypto_assets_tests.binance_standin import BinanceStandIn, shared_data_dir, synthetic_klines
 from crypto_assets_tests.prod_stack import prod_env, s3_endpoint
 

@@ -4,8 +4,8 @@ from typing import Any
 
 import dagster as dg
 
-from crypto_assets.assets import clean_klines, raw_klines, snowflake_btcusdt
-from crypto_assets.checks import ohlc_checks, warehouse_matches_clean_klines
+from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
+from crypto_assets.klines.checks import ohlc_checks, warehouse_matches_clean_klines
 
 LINEAGE = [raw_klines, clean_klines, snowflake_btcusdt]
 CHECKS = [ohlc_checks, warehouse_matches_clean_klines]

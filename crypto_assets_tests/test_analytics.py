@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crypto_assets.analytics import daily_indicators, rsi, summary_markdown
-from crypto_assets.assets import daily_indicators as daily_indicators_asset
+from crypto_assets.analytics.assets import daily_indicators as daily_indicators_asset
+from crypto_assets.analytics.indicators import daily_indicators, rsi, summary_markdown
 from crypto_assets.resources import local_resources
 from crypto_assets_tests.lineage import LINEAGE, materialize_days
 

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from crypto_assets.binance import (
+from crypto_assets.cli import main as cli_main
+from crypto_assets.klines.frames import day_start_ms
+from crypto_assets.sources.binance_rest import (
     BinanceError,
     BinanceKlinesClient,
     RetryPolicy,
@@ -14,9 +16,7 @@ from crypto_assets.binance import (
     WeightPacer,
     get_klines,
 )
-from crypto_assets.cli import main as cli_main
-from crypto_assets.klines_csv import CSV_HEADER, save_klines_to_csv
-from crypto_assets.transform import day_start_ms
+from crypto_assets.sources.klines_csv import CSV_HEADER, save_klines_to_csv
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
 
 JAN_1 = day_start_ms("2024-01-01")

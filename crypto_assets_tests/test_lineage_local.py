@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from crypto_assets.io_managers import partition_object_key
+from crypto_assets.klines.frames import day_start_ms
 from crypto_assets.resources import local_resources
-from crypto_assets.transform import day_start_ms
+from crypto_assets.storage.parquet import partition_object_key
 from crypto_assets_tests.binance_standin import BinanceStandIn, load_klines_csv
 from crypto_assets_tests.conftest import synthetic_days
 from crypto_assets_tests.lineage import check_results, materialize_days

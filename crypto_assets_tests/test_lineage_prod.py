@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import snowflake.connector
 
-from crypto_assets.io_managers import partition_object_key
 from crypto_assets.resources import prod_resources
 from crypto_assets.settings import SettingsError
+from crypto_assets.storage.parquet import partition_object_key
 from crypto_assets_tests.lineage import check_results, materialize_days
 from crypto_assets_tests.prod_stack import (
     RAW_BUCKET,

@@ -9,13 +9,14 @@ import dagster as dg
 import duckdb
 import pytest
 
-from crypto_assets.alerts import Alert, AlertNotifier, failure_alerts_sensor
-from crypto_assets.checks import freshness_checks
-from crypto_assets.jobs import kline_lineage_job
-from crypto_assets.resources import BinanceResource, local_resources
-from crypto_assets.schedules import daily_klines_schedule
-from crypto_assets.sensors import FreshRun, fresh_klines_sensor, plan_fresh_runs
-from crypto_assets.transform import day_start_ms
+from crypto_assets.automation.alerts import Alert, AlertNotifier, failure_alerts_sensor
+from crypto_assets.automation.jobs import kline_lineage_job
+from crypto_assets.automation.schedules import daily_klines_schedule
+from crypto_assets.automation.sensors import FreshRun, fresh_klines_sensor, plan_fresh_runs
+from crypto_assets.klines.checks import freshness_checks
+from crypto_assets.klines.frames import day_start_ms
+from crypto_assets.klines.resources import BinanceResource
+from crypto_assets.resources import local_resources
 from crypto_assets_tests.binance_standin import BinanceStandIn
 from crypto_assets_tests.conftest import synthetic_days
 from crypto_assets_tests.lineage import CHECKS, LINEAGE, materialize_days

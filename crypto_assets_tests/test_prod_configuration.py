@@ -37,9 +37,9 @@ from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.storage.config import pg_config
 from dagster._serdes import serialize_value
 
-from crypto_assets.io_managers import partition_object_key
 from crypto_assets.resources import prod_resources, snowflake_settings
-from crypto_assets.warehouse_snowflake import (
+from crypto_assets.storage.parquet import partition_object_key
+from crypto_assets.storage.warehouse_snowflake import (
     SnowflakeResource,
     SnowflakeWarehouse,
     SnowflakeWarehouseIOManager,
@@ -278,7 +278,8 @@ def pointed_at(resources: dict[str, Any], environ: dict[str, str], port: int) ->
             **settings, additional_snowflake_connection_args=endpoint
         ),
         "warehouse": SnowflakeWarehouse(
-            snowflake=SnowflakeResource(**settings, additional_snowflake_connection_args=endpoint)
+            snowflake=SnowflakeResource(**settings, additional_snowflake_connection_args=endpoint),
+            schema_name="CRYPTOSCHEMA",
         ),
     }
 

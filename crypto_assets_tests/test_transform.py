@@ -5,15 +5,14 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from crypto_assets.transform import (
+from crypto_assets.klines.frames import day_keys_between, split_frame_by_day
+from crypto_assets.klines.transform import (
     CLEAN_COLUMNS,
     KlineDataError,
     clean_frame,
-    day_keys_between,
     expected_open_times,
     raw_frame,
     split_by_day,
-    split_frame_by_day,
     warehouse_frame,
 )
 

@@ -4,8 +4,8 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
-from crypto_assets.transform import clean_frame, raw_frame
-from crypto_assets.validation import COMPLETENESS, OHLC_RULES, check_ohlc, validate_days
+from crypto_assets.klines.transform import clean_frame, raw_frame
+from crypto_assets.klines.validation import COMPLETENESS, OHLC_RULES, check_ohlc, validate_days
 
 DAY = 1_704_067_200_000
 

@@ -6,9 +6,10 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.transform import clean_frame, raw_frame, warehouse_frame
 from crypto_assets.resources import local_resources
-from crypto_assets.transform import DayFrames, clean_frame, raw_frame, warehouse_frame
-from crypto_assets.warehouse import TABLE_METADATA_KEY
+from crypto_assets.storage.warehouse import TABLE_METADATA_KEY
 from crypto_assets_tests.conftest import synthetic_days
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-04")

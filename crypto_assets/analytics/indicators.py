@@ -32,18 +32,16 @@ INDICATOR_COLUMNS = (
 
 
 def daily_bars_sql(table: str, history_days: int) -> str:
-    """One row per UTC day over the table's newest ``history_days`` days, in SQL that DuckDB
-    and Snowflake both run."""
-    if not table.isalnum():
-        raise ValueError(f"Not a table name: {table!r}")
+    """One row per UTC day over the (schema-qualified) table's newest ``history_days`` days, in
+    SQL that DuckDB and Snowflake both run."""
     return (
         "select cast(open_time as date) as day, min(symbol) as symbol,"
         " min_by(open, open_time) as open, max(high) as high, min(low) as low,"
         " max_by(close, open_time) as close, sum(volume) as volume,"
         " sum(quote_asset_volume) as quote_asset_volume, sum(num_trades) as num_trades,"
         " count(*) as candle_count"
-        f" from cryptoschema.{table} where open_time >="
-        f" (select max(open_time) from cryptoschema.{table}) - interval '{int(history_days)} days'"
+        f" from {table} where open_time >="
+        f" (select max(open_time) from {table}) - interval '{int(history_days)} days'"
         " group by 1 order by 1"
     )
 

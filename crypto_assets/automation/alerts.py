@@ -13,11 +13,12 @@ from typing import Any
 
 import dagster as dg
 import requests
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from pydantic import Field
 
 ALERT_SENSOR_INTERVAL_SECONDS = 30
 RECENT_EXECUTIONS = 50
+FAILED, PLANNED = "FAILED", "PLANNED"
+"""Check execution statuses, compared by value: Dagster exports no public enum for them."""
 
 
 @dataclass(frozen=True)
@@ -146,15 +147,14 @@ def check_failure_alerts(
     pending = [
         record.id
         for _, record in records
-        if record.status == AssetCheckExecutionRecordStatus.PLANNED
-        and not _run_finished(instance, record.run_id)
+        if record.status.value == PLANNED and not _run_finished(instance, record.run_id)
     ]
     horizon = min(pending) if pending else float("inf")
     settled = [(key, record) for key, record in records if record.id < horizon]
     alerts = [
         _check_alert(instance, key, record)
         for key, record in sorted(settled, key=lambda pair: pair[1].id)
-        if record.status == AssetCheckExecutionRecordStatus.FAILED
+        if record.status.value == FAILED
         and not (record.partition and _is_range_run(instance.get_run_by_id(record.run_id)))
     ]
     return alerts, max((record.id for _, record in settled), default=after_id)

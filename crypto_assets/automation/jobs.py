@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from crypto_assets.assets import clean_klines, raw_klines, snowflake_btcusdt
-from crypto_assets.partitions import daily_partitions
+from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
+from crypto_assets.klines.partitions import daily_partitions
 
 kline_lineage_job = dg.define_asset_job(
     "kline_lineage",

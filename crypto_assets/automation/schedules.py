@@ -4,7 +4,7 @@ from datetime import timedelta, timezone
 
 import dagster as dg
 
-from crypto_assets.jobs import kline_lineage_job
+from crypto_assets.automation.jobs import kline_lineage_job
 
 DAILY_CRON = "10 0 * * *"
 """00:10 UTC: Binance closes a day's last 1m candle at 23:59:59.999, with minutes to spare."""

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from crypto_assets.binance import INTERVAL_MS, BinanceError, RetryPolicy
-from crypto_assets.jobs import kline_lineage_job
-from crypto_assets.resources import BinanceResource
+from crypto_assets.automation.jobs import kline_lineage_job
+from crypto_assets.klines.frames import DAY_MS, day_key, day_keys_between, day_start_ms
+from crypto_assets.klines.resources import BinanceResource
 from crypto_assets.settings import KLINES
-from crypto_assets.transform import DAY_MS, day_key, day_keys_between, day_start_ms
+from crypto_assets.sources.binance_rest import INTERVAL_MS, BinanceError
+from crypto_assets.sources.pacing import RetryPolicy
 
 SENSOR_INTERVAL_SECONDS = int(os.environ.get("CRYPTO_ASSETS_SENSOR_INTERVAL_SECONDS", "60"))
 MAX_CATCH_UP_DAYS = 7

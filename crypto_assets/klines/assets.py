@@ -1,4 +1,4 @@
-"""The kline lineage: raw_klines -> clean_klines -> snowflake_btcusdt, and daily_indicators.
+"""The kline lineage: raw_klines -> clean_klines -> snowflake_btcusdt.
 
 Each asset covers the run's whole partition range and hands its IO manager one frame per day
 (``DayFrames``), produced lazily: Binance pages are regrouped by day as they arrive, so a year
@@ -8,24 +8,21 @@ of 1m candles streams through in one day's memory.
 from datetime import datetime, timezone
 
 import dagster as dg
-import pandas as pd
 
-from crypto_assets import analytics
-from crypto_assets.analytics import INDICATOR_COLUMNS, daily_bars_sql, summary_markdown
-from crypto_assets.partitions import daily_partitions
-from crypto_assets.resources import BinanceResource, WarehouseResource
-from crypto_assets.settings import KLINES
-from crypto_assets.transform import (
+from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.partitions import daily_partitions
+from crypto_assets.klines.resources import BinanceResource
+from crypto_assets.klines.transform import (
     CLEAN_COLUMNS,
     COLUMN_DESCRIPTIONS,
     RAW_COLUMNS,
-    DayFrames,
     clean_days,
     raw_frame,
     split_by_day,
     warehouse_days,
 )
-from crypto_assets.warehouse import TABLE_METADATA_KEY
+from crypto_assets.settings import KLINES
+from crypto_assets.storage.warehouse import TABLE_METADATA_KEY
 
 KLINES_GROUP = "klines"
 KLINE_METADATA = {"symbol": KLINES.symbol, "interval": KLINES.interval}
@@ -91,39 +88,3 @@ def clean_klines(raw_klines: DayFrames) -> DayFrames:
 def snowflake_btcusdt(clean_klines: DayFrames) -> DayFrames:
     """clean_klines in the warehouse table cryptodb.cryptoschema.btcusdt, one row per candle."""
     return warehouse_days(clean_klines)
-
-
-ANALYTICS_GROUP = "analytics"
-INDICATOR_HISTORY_DAYS = 400
-"""Enough daily bars for a year of indicators with their 30-day windows filled."""
-
-
-@dg.asset(
-    deps=[snowflake_btcusdt],
-    io_manager_key="warehouse_io_manager",
-    group_name=ANALYTICS_GROUP,
-    kinds={"pandas"},
-    metadata={
-        TABLE_METADATA_KEY: f"{KLINES.table}_daily_indicators",
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name) for name in INDICATOR_COLUMNS]
-        ),
-    },
-    automation_condition=dg.AutomationCondition.on_cron("20 0 * * *", "UTC"),
-)
-def daily_indicators(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
-    """Daily bars of the last 400 days with returns, SMA/EMA, MACD, RSI and volatility."""
-    bars = warehouse.query_frame(daily_bars_sql(KLINES.table, INDICATOR_HISTORY_DAYS))
-    indicators = analytics.daily_indicators(bars)
-    latest = indicators.iloc[-1] if len(indicators) else None
-    return dg.Output(
-        indicators,
-        metadata={
-            "last_14_days": dg.MetadataValue.md(summary_markdown(indicators)),
-            **{
-                name: float(latest[name])
-                for name in ("close", "sma_30", "rsi_14", "volatility_30d")
-                if latest is not None and pd.notna(latest[name])
-            },
-        },
-    )

@@ -11,19 +11,18 @@ from datetime import timedelta
 
 import dagster as dg
 
-from crypto_assets.assets import clean_klines, snowflake_btcusdt
-from crypto_assets.partitions import daily_partitions
-from crypto_assets.resources import WarehouseResource
-from crypto_assets.settings import KLINES
-from crypto_assets.transform import DayFrames
-from crypto_assets.validation import (
+from crypto_assets.klines.assets import clean_klines, snowflake_btcusdt
+from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.partitions import daily_partitions
+from crypto_assets.klines.validation import (
     COMPLETENESS,
     OHLC_RULES,
     Violations,
     describe,
     validate_days,
 )
-from crypto_assets.warehouse import rows_per_day
+from crypto_assets.settings import KLINES
+from crypto_assets.storage.warehouse import WarehouseResource, rows_per_day
 
 BLOCKING_CHECKS = set(OHLC_RULES)
 OHLC_CHECK_SPECS = [

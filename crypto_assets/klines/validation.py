@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from crypto_assets.binance import INTERVAL_MS
-from crypto_assets.transform import DayFrames, expected_open_times
+from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.transform import expected_open_times
+from crypto_assets.sources.binance_rest import INTERVAL_MS
 
 MAX_LISTED = 10
 

@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from crypto_assets.binance import (
+from crypto_assets.sources.binance_rest import (
     KLINE_FIELDS,
     BinanceKlinesClient,
     Kline,

@@ -1,5 +1,5 @@
 """The Parquet IO manager: one object per daily partition, in a local folder or an S3 bucket
-(the S3 flavour lives in io_managers_s3.py, so local runs never import boto3).
+(the S3 flavour lives in parquet_s3.py, so local runs never import boto3).
 
 Both variants share the Hive-style layout
 ``klines/symbol=BTCUSDT/interval=1m/date=2024-01-01.parquet`` and differ only in where bytes go.
@@ -19,7 +19,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from crypto_assets.transform import DayFrames
+from crypto_assets.klines.frames import DayFrames
 
 
 def partition_object_key(symbol: str, interval: str, partition_key: str) -> str:

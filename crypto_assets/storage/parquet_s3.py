@@ -1,6 +1,6 @@
 """The Parquet IO manager's S3 flavour, for prod.
 
-Kept apart from io_managers.py so local runs never import boto3 and dagster-aws (about 55 MiB).
+Kept apart from parquet.py so local runs never import boto3 and dagster-aws (about 55 MiB).
 """
 
 import dagster as dg
@@ -8,7 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from crypto_assets.io_managers import KlinesParquetIOManager, StoredDayMissing
+from crypto_assets.storage.parquet import KlinesParquetIOManager, StoredDayMissing
 
 
 class S3KlinesIOManager(KlinesParquetIOManager):

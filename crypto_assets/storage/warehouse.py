@@ -1,4 +1,4 @@
-"""The warehouse IO manager machinery, and its DuckDB flavour for local runs.
+"""The warehouse IO manager machinery both flavours share (DuckDB locally, Snowflake in prod).
 
 Dagster's database IO managers name the table after the asset key; ours is
 ``cryptodb.cryptoschema.btcusdt`` while the asset is ``snowflake_btcusdt``, so the table comes
@@ -8,25 +8,26 @@ DataFrames (for reading), the IO managers accept ``DayFrames`` and insert them o
 time, so a year-long range never sits in memory as one frame.
 """
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import dagster as dg
-import duckdb
 import pandas as pd
+
+# TableMetadataSet, TimeWindow and the DbIOManager family have no public export; subclassing
+# DbIOManager is how Dagster's own DuckDB and Snowflake IO managers are built.
 from dagster._core.definitions.metadata import TableMetadataSet
 from dagster._core.definitions.partitions.utils import TimeWindow
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
-from dagster._utils.backoff import backoff
-from dagster_duckdb.io_manager import DuckDbClient
-from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
+from pydantic import Field
 
-from crypto_assets.transform import DayFrames, split_frame_by_day
+from crypto_assets.klines.frames import DayFrames, split_frame_by_day
 
 TABLE_METADATA_KEY = "warehouse_table"
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def slice_delete_statement(table_slice: TableSlice, qualified_table: str | None = None) -> str:
@@ -110,97 +111,38 @@ class NamedTableDbIOManager(DbIOManager):
         )
 
 
-class _DuckDBDayFramesHandler(DayFramesHandler):
-    """DuckDB: insert by column name inside one explicit transaction."""
+class WarehouseResource(dg.ConfigurableResource, ABC):
+    """Runs read-only SQL that both DuckDB and Snowflake understand, e.g. counts per day.
 
-    @property
-    def frame_handler(self) -> DbTypeHandler:
-        return DuckDBPandasTypeHandler()
+    Queries name tables through ``qualified_table``, so a non-default schema (prod's
+    ``SNOWFLAKE_SCHEMA``) is read where the IO manager wrote.
+    """
 
-    def replace_slice(
-        self, context: dg.OutputContext, table_slice: TableSlice, days: DayFrames, connection: Any
-    ) -> int:
-        table = f"{table_slice.schema}.{table_slice.table}"
-        rows = 0
-        connection.begin()
-        try:
-            table_exists = connection.execute(
-                "select count(*) from information_schema.tables"
-                " where table_schema = ? and table_name = ?",
-                [table_slice.schema, table_slice.table],
-            ).fetchall()[0][0]
-            if table_exists:
-                connection.execute(slice_delete_statement(table_slice)).fetchall()
-            for _, frame in days:
-                if frame.empty:
-                    continue
-                connection.register("day_frame", frame)
-                connection.execute(
-                    f"create table if not exists {table} as select * from day_frame limit 0"
-                ).fetchall()
-                connection.execute(
-                    f"insert into {table} by name select * from day_frame"
-                ).fetchall()
-                connection.unregister("day_frame")
-                rows += len(frame)
-            connection.commit()
-        except BaseException:
-            connection.rollback()
-            raise
-        return rows
+    schema_name: str = Field(default="cryptoschema", description="Schema that holds the tables.")
 
+    def qualified_table(self, table: str) -> str:
+        """schema.table, refusing anything but plain identifiers (the names go into SQL text)."""
+        for name in (self.schema_name, table):
+            if not IDENTIFIER.match(name):
+                raise ValueError(f"Not a plain SQL identifier: {name!r}")
+        return f"{self.schema_name}.{table}"
 
-class _ClosingDuckDbClient(DuckDbClient):
-    """DuckDbClient whose connection is closed even when the load fails, so a failed run does
-    not keep the database file open (and locked) for the rest of the process."""
-
-    @staticmethod
-    @contextmanager
-    def connect(context: dg.OutputContext | dg.InputContext, _: TableSlice) -> Iterator[Any]:
-        connection = backoff(
-            fn=duckdb.connect,
-            retry_on=(RuntimeError, duckdb.IOException),
-            kwargs={
-                "database": context.resource_config["database"],
-                "read_only": False,
-                "config": context.resource_config["connection_config"],
-            },
-            max_retries=10,
-        )
-        try:
-            yield connection
-        finally:
-            connection.close()
-
-
-class DuckDBWarehouseIOManager(DuckDBPandasIOManager):
-    """The local warehouse: a DuckDB file whose catalog name is the file's stem (cryptodb)."""
-
-    def create_io_manager(self, context) -> DbIOManager:
-        return NamedTableDbIOManager(
-            db_client=_ClosingDuckDbClient(),
-            database=self.database,
-            schema=self.schema_,
-            type_handlers=[DuckDBPandasTypeHandler(), _DuckDBDayFramesHandler()],
-            default_load_type=pd.DataFrame,
-            io_manager_name="DuckDBIOManager",
-        )
-
-
-class _Queryable(Protocol):
+    @abstractmethod
     def query(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    def query_frame(self, sql: str) -> pd.DataFrame:
+        """The result as a DataFrame with lower-case column names."""
 
 
 def rows_per_day(
-    warehouse: _Queryable, table: str, first_day: str, last_day: str
+    warehouse: WarehouseResource, table: str, first_day: str, last_day: str
 ) -> dict[str, int]:
-    """Candles per UTC day in cryptoschema.<table>, in SQL that DuckDB and Snowflake both run."""
+    """Candles per UTC day in the warehouse table, in SQL that DuckDB and Snowflake both run."""
     first = date.fromisoformat(first_day)
     after_last = date.fromisoformat(last_day) + timedelta(days=1)
-    if not table.isalnum():
-        raise ValueError(f"Not a table name: {table!r}")
     rows = warehouse.query(
-        f"select cast(open_time as date) as day, count(*) from cryptoschema.{table}"
+        f"select cast(open_time as date) as day, count(*) from {warehouse.qualified_table(table)}"
         f" where open_time >= '{first.isoformat()} 00:00:00'"
         f" and open_time < '{after_last.isoformat()} 00:00:00' group by 1"
     )

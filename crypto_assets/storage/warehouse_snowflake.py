@@ -1,6 +1,7 @@
 """The prod warehouse: Snowflake through dagster-snowflake-pandas.
 
-Kept apart from warehouse.py so local runs never import the Snowflake connector (about 100 MiB).
+Kept apart from warehouse_duckdb.py so local runs never import the Snowflake connector
+(about 100 MiB).
 """
 
 import uuid
@@ -9,6 +10,8 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+
+# DbIOManager's family has no public export (see storage/warehouse.py).
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_snowflake import SnowflakeResource
 from dagster_snowflake.snowflake_io_manager import SnowflakeDbClient
@@ -16,9 +19,13 @@ from dagster_snowflake_pandas import SnowflakePandasIOManager, SnowflakePandasTy
 from snowflake.connector import pandas_tools
 from snowflake.connector.errors import ProgrammingError
 
-from crypto_assets.resources import WarehouseResource
-from crypto_assets.transform import DayFrames
-from crypto_assets.warehouse import DayFramesHandler, NamedTableDbIOManager, slice_delete_statement
+from crypto_assets.klines.frames import DayFrames
+from crypto_assets.storage.warehouse import (
+    DayFramesHandler,
+    NamedTableDbIOManager,
+    WarehouseResource,
+    slice_delete_statement,
+)
 
 
 class _SnowflakeDayFramesHandler(DayFramesHandler):

@@ -1,0 +1,1 @@
+"""Market analytics computed from the warehouse: pure pandas modules and their assets."""

@@ -1,0 +1,1 @@
+"""What runs without a person: the lineage job, the daily schedule, sensors and alerts."""

@@ -1,0 +1,1 @@
+"""The kline lineage: partitions, pure transforms and OHLC rules, and assets and checks on them."""
