@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CRYPTO_ASSETS_HOME)/dagster_home
 DATE ?= $(shell date -u -d yesterday +%Y-%m-%d)
 ASSETS := raw_klines,clean_klines,snowflake_btcusdt
 
-.PHONY: setup run stack materialize backfill test lint format clean
+.PHONY: setup run stack dashboard materialize backfill test lint format clean
 
 $(BIN)/dagster: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: setup $(DAGSTER_HOME)/dagster.yaml
 ## The same UI as two processes, the way a deployment runs them: dagster-webserver + dagster-daemon
 stack: setup
 	scripts/local_stack.sh
+
+## The market dashboard on http://127.0.0.1:8501 (Streamlit), over the local warehouse
+dashboard: setup
+	$(BIN)/crypto-assets dashboard --host 127.0.0.1 --port $(or $(DASHBOARD_PORT),8501)
 
 ## Materialize the lineage for one day: make materialize DATE=2024-01-01
 materialize: setup $(DAGSTER_HOME)/dagster.yaml

@@ -1,6 +1,8 @@
-"""The ``crypto-assets`` console command: klines to CSV from the terminal, with progress."""
+"""The ``crypto-assets`` console command: klines to CSV from the terminal, with progress, and
+the market dashboard."""
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -29,13 +31,48 @@ def _parser() -> argparse.ArgumentParser:
     klines.add_argument(
         "--base-url", help="Binance base URL; default $BINANCE_BASE_URL or api.binance.com"
     )
+    dashboard = commands.add_parser(
+        "dashboard", help="Serve the market dashboard (Streamlit) over the warehouse."
+    )
+    dashboard.add_argument("--host", default="127.0.0.1", help="address; default 127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8501, help="port; default 8501")
     return parser
+
+
+def dashboard_command(host: str, port: int) -> list[str]:
+    """``streamlit run`` on the dashboard page, headless, bound to host:port."""
+    from crypto_assets.dashboard import app_path
+
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path()),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.showErrorDetails",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     args = _parser().parse_args(argv)
+    if args.command == "dashboard":
+        command = dashboard_command(args.host, args.port)
+        os.execv(command[0], command)
     try:
         start_ms, end_ms = time_range_ms(args.start, args.end)
         step = INTERVAL_MS.get(args.interval, 30 * 86_400_000)

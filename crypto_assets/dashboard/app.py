@@ -1,0 +1,303 @@
+"""The market page: ``streamlit run`` this file (``crypto-assets dashboard`` does).
+
+Controls live in the sidebar; the three tabs sit in a fragment that reruns every
+CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS (default 30), so new candles appear without a reload.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any, TypeVar
+
+import pandas as pd
+import streamlit as st
+
+from crypto_assets.dashboard import figures
+from crypto_assets.dashboard.connection import WarehouseBusy, WarehouseMissing, warehouse_from_env
+from crypto_assets.dashboard.health import (
+    daily_health,
+    failed_check_days,
+    format_age,
+    freshness,
+    health_window,
+)
+from crypto_assets.dashboard.queries import TIMEFRAME_MINUTES, MarketQueries, MarketView
+from crypto_assets.settings import KLINES
+from crypto_assets.sources.binance_rest import INTERVAL_MS
+
+T = TypeVar("T")
+REFRESH_SECONDS = max(
+    1, min(60, int(os.environ.get("CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS", "30")))
+)
+BASE_MINUTES = INTERVAL_MS[KLINES.interval] // 60_000 or 1
+HEALTH_DAYS = 90
+RANGES = {
+    "Last 24 hours": timedelta(days=1),
+    "Last 7 days": timedelta(days=7),
+    "Last 30 days": timedelta(days=30),
+    "Last 90 days": timedelta(days=90),
+    "Last year": timedelta(days=365),
+    "Everything": None,
+    "Custom dates": None,
+}
+LOAD_HINT = (
+    "Load candles first: `make materialize DATE=YYYY-MM-DD` (one day) or "
+    "`make backfill START=... END=...`, or turn on the fresh-data sensor under `make run`."
+)
+ANALYTICS_HINT = "run `crypto-assets analytics` (or materialize the analytics assets in `make run`)"
+
+
+def utc_now() -> datetime:
+    return datetime.utcnow()
+
+
+@st.cache_resource
+def _queries() -> MarketQueries:
+    return MarketQueries(warehouse_from_env(), KLINES.table, BASE_MINUTES)
+
+
+@st.cache_resource
+def _last_good() -> dict[Any, tuple[Any, datetime]]:
+    """The last answer of each read, shown while the pipeline holds the warehouse."""
+    return {}
+
+
+def _read(key: Any, read: Callable[[], T]) -> tuple[T, str | None]:
+    try:
+        value = read()
+    except WarehouseBusy as exc:
+        if key not in _last_good():
+            raise
+        value, read_at = _last_good()[key]
+        return value, f"{exc}; showing what was read at {read_at:%H:%M:%S} UTC."
+    _last_good()[key] = (value, utc_now())
+    return value, None
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def _market(timeframe: str, lookback: timedelta | None, custom: tuple[date, date] | None):
+    return _queries().read_market(timeframe, lookback=lookback, custom=custom)
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def _strategies() -> dict[str, Any]:
+    return _queries().read_strategies()
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def _prices(timeframe: str, start: datetime, end: datetime) -> pd.DataFrame:
+    return _queries().read_prices(timeframe, start, end)
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def _daily_counts(days: int):
+    return _queries().read_daily_counts(days)
+
+
+@st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
+def _failed_days(since: datetime) -> tuple[dict[str, list[str]], str | None]:
+    return failed_check_days(since)
+
+
+def header(view: MarketView) -> None:
+    quote = view.quote
+    close, change, open_time, age = st.columns(4)
+    close.metric("Last close", f"{quote.close:,.2f}")
+    change.metric(
+        "24 h change",
+        "n/a" if quote.change_24h is None else f"{quote.change_24h:+.2%}",
+    )
+    open_time.metric("Open time (UTC)", f"{quote.open_time:%Y-%m-%d %H:%M}")
+    age.metric("Newest candle age", format_age(utc_now() - quote.close_time))
+
+
+def market_tab(controls: dict[str, Any]) -> MarketView | None:
+    view, stale = _read(
+        ("market", controls["timeframe"], controls["lookback"], controls["custom"]),
+        lambda: _market(controls["timeframe"], controls["lookback"], controls["custom"]),
+    )
+    if stale:
+        st.warning(stale)
+    if view.quote is None:
+        st.warning(f"The warehouse has no {KLINES.symbol} candles yet. {LOAD_HINT}")
+        return None
+    header(view)
+    for note in view.plan.notes:
+        st.info(note)
+    if view.candles.empty:
+        st.warning(
+            f"No candles between {view.start:%Y-%m-%d %H:%M} and {view.end:%Y-%m-%d %H:%M} UTC;"
+            f" the warehouse holds {view.quote.first_open_time:%Y-%m-%d} to"
+            f" {view.quote.open_time:%Y-%m-%d %H:%M}. Pick another range."
+        )
+        return view
+    missing = [
+        f"`{_queries().names[name]}`"
+        for name in (f"indicators_{view.indicator_timeframe}", "levels", "volume_profile")
+        if name not in view.tables
+    ]
+    if missing:
+        st.info(f"Not in the warehouse yet: {', '.join(missing)}: {ANALYTICS_HINT}.")
+    st.caption(
+        f"{len(view.candles):,} {view.plan.timeframe} candles, {view.start:%Y-%m-%d %H:%M} to"
+        f" {view.end:%Y-%m-%d %H:%M} UTC; indicators from the {view.indicator_timeframe} table."
+    )
+    st.plotly_chart(
+        figures.market_figure(
+            view.candles,
+            view.indicators,
+            controls["overlays"],
+            view.levels,
+            view.volume_profile,
+            controls["pressure"],
+        ),
+        width="stretch",
+        key="market_chart",
+    )
+    return view
+
+
+def _side_by_side(backtests: pd.DataFrame) -> pd.DataFrame:
+    """In-sample and out-of-sample metrics of each parameter set on one row."""
+    metrics = ["total_return", "cagr", "sharpe", "max_drawdown", "win_rate", "trades"]
+    split = backtests[backtests["sample"].isin(["in_sample", "out_of_sample"])]
+    if split.empty:
+        return backtests
+    table = split.pivot_table(
+        index=["strategy", "params", "timeframe"], columns="sample", values=metrics, aggfunc="first"
+    )
+    table.columns = [f"{metric} ({sample.replace('_', ' ')})" for metric, sample in table.columns]
+    selected = split.groupby(["strategy", "params", "timeframe"])["selected"].any()
+    return table.join(selected).reset_index()
+
+
+def strategies_tab() -> None:
+    data, stale = _read("strategies", _strategies)
+    if stale:
+        st.warning(stale)
+    backtests = data["backtests"]
+    if backtests is None or backtests.empty:
+        st.info(f"No backtest results in the warehouse yet: {ANALYTICS_HINT}.")
+        return
+    st.dataframe(_side_by_side(backtests), width="stretch", hide_index=True)
+    runs = backtests.groupby(["strategy", "params", "timeframe"], as_index=False)["selected"].any()
+    labels = [f"{row.strategy} {row.params} ({row.timeframe})" for row in runs.itertuples()]
+    default = next((i for i, chosen in enumerate(runs["selected"]) if chosen), 0)
+    choice = st.selectbox(
+        "Strategy", range(len(labels)), index=default, format_func=labels.__getitem__
+    )
+    sample = st.radio(
+        "Sample", ["out_of_sample", "in_sample", "full"], horizontal=True, key="sample"
+    )
+    run = runs.iloc[choice]
+
+    def of_run(frame: pd.DataFrame | None) -> pd.DataFrame:
+        if frame is None:
+            return pd.DataFrame()
+        keep = (
+            (frame["strategy"] == run["strategy"])
+            & (frame["params"] == run["params"])
+            & (frame["timeframe"] == run["timeframe"])
+            & (frame["sample"] == sample)
+        )
+        return frame[keep]
+
+    equity = of_run(data["backtest_equity"]).sort_values("day")
+    if equity.empty:
+        st.info("No equity curve for this strategy and sample.")
+    else:
+        start, end = equity["day"].min(), equity["day"].max() + timedelta(days=1)
+        daily = _prices("1d", start.to_pydatetime(), end.to_pydatetime())
+        hold = figures.buy_and_hold(daily.set_index("open_time")["close"]) if len(daily) else None
+        st.plotly_chart(figures.equity_figure(equity, hold), width="stretch", key="equity")
+    trades = of_run(data["backtest_trades"])
+    if trades.empty:
+        st.info("No trades for this strategy and sample.")
+        return
+    start = trades["entry_time"].min() - timedelta(days=1)
+    end = trades["exit_time"].max() + timedelta(days=1)
+    timeframe = run["timeframe"] if run["timeframe"] in TIMEFRAME_MINUTES else "1d"
+    prices = _prices(timeframe, start.to_pydatetime(), end.to_pydatetime())
+    st.plotly_chart(figures.trades_figure(prices, trades), width="stretch", key="trades")
+
+
+def health_tab() -> None:
+    now = utc_now()
+    (quote, counts), stale = _read("health", lambda: _daily_counts(HEALTH_DAYS))
+    if stale:
+        st.warning(stale)
+    if quote is None:
+        st.warning(f"The warehouse has no candles yet. {LOAD_HINT}")
+        return
+    limit = timedelta(minutes=int(os.environ.get("CRYPTO_ASSETS_MAX_STALENESS_MINUTES", "1560")))
+    st.metric("Newest candle", f"{quote.open_time:%Y-%m-%d %H:%M} UTC")
+    st.write(f"Freshness of the newest candle: {freshness(quote.close_time, now, limit)}")
+    window = health_window(quote.first_open_time, quote.open_time, now, HEALTH_DAYS)
+    failed, reason = _failed_days(window[0].to_pydatetime())
+    if reason:
+        st.info(reason)
+    days = daily_health(counts, failed, BASE_MINUTES, now, window)
+    st.plotly_chart(figures.health_figure(days), width="stretch", key="health")
+    problems = days[(days["candles"] < days["expected"]) | days["failed"]]
+    st.write(
+        f"{len(problems)} of {len(days)} days ({window[0]:%Y-%m-%d} to {window[1]:%Y-%m-%d})"
+        " are short of candles or failed a check:"
+    )
+    st.dataframe(problems, width="stretch", hide_index=True)
+
+
+def sidebar() -> dict[str, Any]:
+    st.sidebar.title(f"{KLINES.symbol} market")
+    timeframe = st.sidebar.selectbox("Timeframe", list(TIMEFRAME_MINUTES), index=1)
+    range_name = st.sidebar.selectbox("Range", list(RANGES), index=1)
+    custom = None
+    if range_name == "Custom dates":
+        today = utc_now().date()
+        picked = st.sidebar.date_input("From, to (UTC)", (today - timedelta(days=7), today))
+        if len(picked) == 2:
+            custom = (picked[0], picked[1])
+    overlays = st.sidebar.multiselect(
+        "Overlays", list(figures.OVERLAYS), default=["SMA 20", "SMA 50", "Bollinger"]
+    )
+    pressure = st.sidebar.radio("Pressure", figures.PRESSURE)
+    st.sidebar.caption(f"Refreshes every {REFRESH_SECONDS} s.")
+    return {
+        "timeframe": timeframe,
+        "lookback": RANGES[range_name],
+        "custom": custom,
+        "overlays": overlays,
+        "pressure": pressure,
+    }
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_page(controls: dict[str, Any]) -> None:
+    market, strategies, health = st.tabs(["Market", "Strategies", "Data health"])
+    for tab, draw in (
+        (market, lambda: market_tab(controls)),
+        (strategies, strategies_tab),
+        (health, health_tab),
+    ):
+        with tab:
+            try:
+                draw()
+            except WarehouseMissing as exc:
+                st.warning(f"{exc}. {LOAD_HINT}")
+            except WarehouseBusy as exc:
+                st.warning(f"{exc}; the page tries again in {REFRESH_SECONDS} s.")
+    st.caption(f"Read at {utc_now():%Y-%m-%d %H:%M:%S} UTC.")
+
+
+def main() -> None:
+    st.set_page_config(page_title=f"{KLINES.symbol} market", layout="wide")
+    try:
+        _queries()
+    except ValueError as exc:
+        st.error(f"The dashboard cannot reach the warehouse: {exc}")
+        return
+    live_page(sidebar())
+
+
+main()

@@ -1,0 +1,205 @@
+"""Read-only connections to the warehouse: short-lived DuckDB reads locally, Snowflake in prod.
+
+DuckDB lets one process write a file at a time, and while the pipeline writes, a read-only
+connection from another process cannot open it (and one held open would stall the writer's
+connect). So the dashboard never keeps the file open: each refresh opens it read-only, runs its
+few queries, and closes it within a fraction of a second. When the file stays locked through
+a short bounded retry (a load is running), the read gives up with ``WarehouseBusy`` and the page
+keeps showing the last data it read; the pipeline's own connect retries for about 100 s, far
+longer than any dashboard read holds the file.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+DATABASE = "cryptodb"
+SCHEMA = "cryptoschema"
+DASHBOARD_ROLE = "CRYPTO_DASHBOARD"
+READ_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4)
+"""Four short waits (0.75 s in all) before a read gives up and the page shows its last data."""
+BUSY_PAUSE_SECONDS = 3.0
+
+
+class WarehouseBusy(RuntimeError):
+    """The pipeline holds the warehouse file for a load; try again on the next refresh."""
+
+
+class WarehouseMissing(RuntimeError):
+    """There is no warehouse yet: nothing has been loaded."""
+
+
+class Session(Protocol):
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame: ...
+
+
+class Warehouse(Protocol):
+    dialect: str
+    schema: str
+
+    def session(self) -> Any: ...
+
+
+class _DuckDBSession:
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        return self._connection.execute(sql, list(params)).fetchdf()
+
+
+@dataclass
+class DuckDBWarehouse:
+    """The local DuckDB file, opened read-only for one batch of queries at a time."""
+
+    path: Path
+    schema: str = SCHEMA
+    dialect: str = "duckdb"
+    retry_delays: Sequence[float] = READ_RETRY_DELAYS
+    sleep: Callable[[float], None] = time.sleep
+
+    clock: Callable[[], float] = time.monotonic
+
+    _one_reader = threading.Lock()
+    """One read connection at a time per dashboard process, however many browsers watch."""
+    busy_until: float = field(default=0.0, init=False)
+    """After a read found the file locked, the page's other reads skip the wait for a moment."""
+
+    @contextmanager
+    def session(self) -> Iterator[_DuckDBSession]:
+        import duckdb
+
+        if not self.path.exists():
+            raise WarehouseMissing(f"no warehouse file at {self.path}")
+        with self._one_reader:
+            if self.clock() < self.busy_until:
+                raise WarehouseBusy("the pipeline is writing to the warehouse (a load is running)")
+            connection = None
+            for delay in (*self.retry_delays, None):
+                try:
+                    connection = duckdb.connect(
+                        str(self.path), read_only=True, config={"memory_limit": "256MB"}
+                    )
+                    break
+                except duckdb.IOException as exc:
+                    if "lock" not in str(exc).lower():
+                        raise
+                    if delay is None:
+                        self.busy_until = self.clock() + BUSY_PAUSE_SECONDS
+                        raise WarehouseBusy(
+                            "the pipeline is writing to the warehouse (a load is running)"
+                        ) from exc
+                    self.sleep(delay)
+            try:
+                yield _DuckDBSession(connection)
+            finally:
+                connection.close()
+
+
+class _SnowflakeSession:
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def frame(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(sql, list(params))
+            columns = [column[0].lower() for column in cursor.description]
+            return pd.DataFrame(cursor.fetchall(), columns=columns)
+        finally:
+            cursor.close()
+
+
+@dataclass
+class SnowflakeWarehouse:
+    """Snowflake through the read-only dashboard role; one connection per batch of queries."""
+
+    settings: Mapping[str, Any]
+    schema: str
+    dialect: str = "snowflake"
+
+    @contextmanager
+    def session(self) -> Iterator[_SnowflakeSession]:
+        import snowflake.connector
+
+        connection = snowflake.connector.connect(
+            **self.settings, schema=self.schema, paramstyle="qmark"
+        )
+        try:
+            yield _SnowflakeSession(connection)
+        finally:
+            connection.close()
+
+
+def snowflake_connector_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The pipeline's SNOWFLAKE_* variables as plain connector arguments, with the dashboard's
+    read-only role (CRYPTO_ASSETS_DASHBOARD_ROLE, default CRYPTO_DASHBOARD) instead of the
+    pipeline's."""
+    missing = [
+        name
+        for name in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_WAREHOUSE")
+        if not environ.get(name)
+    ]
+    auth: dict[str, Any] = {}
+    if environ.get("SNOWFLAKE_PRIVATE_KEY_PATH"):
+        auth["private_key_file"] = environ["SNOWFLAKE_PRIVATE_KEY_PATH"]
+        if environ.get("SNOWFLAKE_PRIVATE_KEY_PASSWORD"):
+            auth["private_key_file_pwd"] = environ["SNOWFLAKE_PRIVATE_KEY_PASSWORD"]
+    elif environ.get("SNOWFLAKE_PRIVATE_KEY"):
+        auth["private_key"] = _der_private_key(
+            environ["SNOWFLAKE_PRIVATE_KEY"], environ.get("SNOWFLAKE_PRIVATE_KEY_PASSWORD")
+        )
+    elif environ.get("SNOWFLAKE_PASSWORD"):
+        auth["password"] = environ["SNOWFLAKE_PASSWORD"]
+    else:
+        missing.append("SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY")
+    if missing:
+        raise ValueError("the dashboard in prod needs: " + ", ".join(missing))
+    settings = {
+        "account": environ["SNOWFLAKE_ACCOUNT"],
+        "user": environ["SNOWFLAKE_USER"],
+        "warehouse": environ["SNOWFLAKE_WAREHOUSE"],
+        "database": environ.get("SNOWFLAKE_DATABASE", DATABASE.upper()),
+        "role": environ.get("CRYPTO_ASSETS_DASHBOARD_ROLE", DASHBOARD_ROLE),
+        **auth,
+    }
+    for name in ("host", "port", "protocol"):
+        if environ.get(f"SNOWFLAKE_{name.upper()}"):
+            settings[name] = environ[f"SNOWFLAKE_{name.upper()}"]
+    return settings
+
+
+def _der_private_key(pem: str, password: str | None) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(
+        pem.encode(), password=password.encode() if password else None
+    )
+    return key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def warehouse_from_env(
+    environ: Mapping[str, str] = os.environ,
+) -> DuckDBWarehouse | SnowflakeWarehouse:
+    """DuckDB under CRYPTO_ASSETS_HOME locally; Snowflake when CRYPTO_ASSETS_ENV=prod."""
+    from crypto_assets.settings import environment_name, local_home
+
+    if environment_name(environ) == "prod":
+        return SnowflakeWarehouse(
+            settings=snowflake_connector_settings(environ),
+            schema=environ.get("SNOWFLAKE_SCHEMA", SCHEMA.upper()),
+        )
+    return DuckDBWarehouse(path=local_home(environ) / f"{DATABASE}.duckdb")

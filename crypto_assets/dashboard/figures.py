@@ -1,0 +1,269 @@
+"""Pure figure builders: frames in, Plotly figures out (no Streamlit, no warehouse)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+UP, DOWN = "#26a69a", "#ef5350"
+OVERLAYS = {
+    "SMA 20": ("sma_20",),
+    "SMA 50": ("sma_50",),
+    "SMA 200": ("sma_200",),
+    "EMA 12": ("ema_12",),
+    "EMA 26": ("ema_26",),
+    "Bollinger": ("bb_upper", "bb_middle", "bb_lower"),
+}
+PRESSURE = ("Taker buy ratio", "Net taker volume")
+
+
+def _colors(candles: pd.DataFrame) -> list[str]:
+    return [UP if up else DOWN for up in candles["close"] >= candles["open"]]
+
+
+def market_figure(
+    candles: pd.DataFrame,
+    indicators: pd.DataFrame | None = None,
+    overlays: Collection[str] = (),
+    levels: pd.DataFrame | None = None,
+    volume_profile: pd.DataFrame | None = None,
+    pressure: str = PRESSURE[0],
+) -> go.Figure:
+    """Candles with volume, buy/sell pressure, RSI and MACD panels; indicator overlays and
+    support/resistance lines over the price; the volume profile beside the price axis."""
+    has_indicators = indicators is not None and not indicators.empty
+    figure = make_subplots(
+        rows=5,
+        cols=2,
+        shared_xaxes=True,
+        shared_yaxes=True,
+        column_widths=[0.87, 0.13],
+        row_heights=[0.48, 0.13, 0.13, 0.13, 0.13],
+        horizontal_spacing=0.005,
+        vertical_spacing=0.025,
+        specs=[[{}, {}], *[[{}, None] for _ in range(4)]],
+        subplot_titles=("", "Volume profile", "Volume", pressure, "RSI 14", "MACD"),
+    )
+    figure.add_trace(
+        go.Candlestick(
+            x=candles["open_time"],
+            open=candles["open"],
+            high=candles["high"],
+            low=candles["low"],
+            close=candles["close"],
+            increasing_line_color=UP,
+            decreasing_line_color=DOWN,
+            name="candles",
+        ),
+        row=1,
+        col=1,
+    )
+    if has_indicators:
+        for label in overlays:
+            for column in OVERLAYS[label]:
+                figure.add_trace(
+                    go.Scatter(
+                        x=indicators["open_time"],
+                        y=indicators[column],
+                        mode="lines",
+                        line={"width": 1, "dash": "dot" if label == "Bollinger" else None},
+                        name=column,
+                    ),
+                    row=1,
+                    col=1,
+                )
+    if levels is not None and not levels.empty and not candles.empty:
+        low, high = candles["low"].min(), candles["high"].max()
+        margin = (high - low) * 0.1
+        visible = levels[(levels["price"] >= low - margin) & (levels["price"] <= high + margin)]
+        for level in visible.itertuples():
+            figure.add_hline(
+                y=level.price,
+                line={"color": UP if level.kind == "support" else DOWN, "width": 1, "dash": "dash"},
+                annotation_text=f"{level.kind} {level.price:,.0f} ({level.timeframe})",
+                annotation_position="top left",
+                row=1,
+                col=1,
+            )
+    if volume_profile is not None and not volume_profile.empty:
+        figure.add_trace(
+            go.Bar(
+                x=volume_profile["volume"],
+                y=volume_profile["price"],
+                orientation="h",
+                marker_color=[
+                    "#ffa726" if poc else ("#90caf9" if inside else "#cfd8dc")
+                    for poc, inside in zip(
+                        volume_profile["is_poc"], volume_profile["in_value_area"], strict=True
+                    )
+                ],
+                name="volume profile",
+            ),
+            row=1,
+            col=2,
+        )
+    figure.add_trace(
+        go.Bar(
+            x=candles["open_time"],
+            y=candles["volume"],
+            marker_color=_colors(candles),
+            name="volume",
+        ),
+        row=2,
+        col=1,
+    )
+    if pressure == PRESSURE[0]:
+        ratio = candles["taker_base_vol"] / candles["volume"].where(candles["volume"] > 0)
+        figure.add_trace(
+            go.Scatter(x=candles["open_time"], y=ratio, mode="lines", name="taker buy ratio"),
+            row=3,
+            col=1,
+        )
+        figure.add_hline(y=0.5, line={"color": "grey", "width": 1}, row=3, col=1)
+    else:
+        net = 2 * candles["taker_base_vol"] - candles["volume"]
+        figure.add_trace(
+            go.Bar(
+                x=candles["open_time"],
+                y=net,
+                marker_color=[UP if value >= 0 else DOWN for value in net],
+                name="net taker volume",
+            ),
+            row=3,
+            col=1,
+        )
+    if has_indicators:
+        figure.add_trace(
+            go.Scatter(x=indicators["open_time"], y=indicators["rsi_14"], name="rsi_14"),
+            row=4,
+            col=1,
+        )
+        for bound in (30, 70):
+            figure.add_hline(y=bound, line={"color": "grey", "width": 1}, row=4, col=1)
+        figure.add_trace(
+            go.Bar(x=indicators["open_time"], y=indicators["macd_hist"], name="macd_hist"),
+            row=5,
+            col=1,
+        )
+        for column in ("macd", "macd_signal"):
+            figure.add_trace(
+                go.Scatter(x=indicators["open_time"], y=indicators[column], name=column),
+                row=5,
+                col=1,
+            )
+    figure.update_layout(
+        height=900,
+        showlegend=False,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        bargap=0,
+    )
+    figure.update_xaxes(rangeslider_visible=False)
+    return figure
+
+
+def trades_figure(candles: pd.DataFrame, trades: pd.DataFrame) -> go.Figure:
+    """Price candles with the strategy's entries (up triangles) and exits (down triangles)."""
+    figure = go.Figure(
+        go.Candlestick(
+            x=candles["open_time"],
+            open=candles["open"],
+            high=candles["high"],
+            low=candles["low"],
+            close=candles["close"],
+            increasing_line_color=UP,
+            decreasing_line_color=DOWN,
+            name="candles",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=trades["entry_time"],
+            y=trades["entry_price"],
+            mode="markers",
+            marker={"symbol": "triangle-up", "size": 11, "color": "#1565c0"},
+            name="entry",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=trades["exit_time"],
+            y=trades["exit_price"],
+            mode="markers",
+            marker={"symbol": "triangle-down", "size": 11, "color": "#6a1b9a"},
+            text=[f"{value:+.2%}" for value in trades["trade_return"]],
+            name="exit",
+        )
+    )
+    figure.update_layout(height=450, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    figure.update_xaxes(rangeslider_visible=False)
+    return figure
+
+
+def buy_and_hold(daily_close: pd.Series) -> pd.Series:
+    """Equity of holding from the first close: 1.0 at the start, like the strategies'."""
+    return daily_close / daily_close.iloc[0]
+
+
+def drawdown(equity: pd.Series) -> pd.Series:
+    """How far below its running peak the equity is (0 at a new high, negative below)."""
+    return equity / equity.cummax() - 1
+
+
+def equity_figure(equity: pd.DataFrame, hold: pd.Series | None) -> go.Figure:
+    """Strategy equity and drawdown over the days, against buy-and-hold when there are prices."""
+    figure = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.05
+    )
+    figure.add_trace(go.Scatter(x=equity["day"], y=equity["equity"], name="strategy"), row=1, col=1)
+    figure.add_trace(
+        go.Scatter(x=equity["day"], y=equity["drawdown"], name="strategy drawdown", fill="tozeroy"),
+        row=2,
+        col=1,
+    )
+    if hold is not None and not hold.empty:
+        figure.add_trace(
+            go.Scatter(x=hold.index, y=hold.values, name="buy and hold", line={"dash": "dot"}),
+            row=1,
+            col=1,
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=hold.index,
+                y=drawdown(hold).values,
+                name="buy and hold drawdown",
+                line={"dash": "dot"},
+            ),
+            row=2,
+            col=1,
+        )
+    figure.update_layout(height=450, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    figure.update_yaxes(title_text="equity", row=1, col=1)
+    figure.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
+    return figure
+
+
+def health_figure(days: pd.DataFrame) -> go.Figure:
+    """Candles loaded per day against the expected count, failed days in red."""
+    colors = [
+        DOWN if failed else ("#ffa726" if loaded < expected else UP)
+        for failed, loaded, expected in zip(
+            days["failed"], days["candles"], days["expected"], strict=True
+        )
+    ]
+    figure = go.Figure(
+        go.Bar(x=days["trading_day"], y=days["candles"], marker_color=colors, name="loaded")
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=days["trading_day"],
+            y=days["expected"],
+            mode="lines",
+            line={"color": "grey", "dash": "dash"},
+            name="expected",
+        )
+    )
+    figure.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return figure
