@@ -68,6 +68,7 @@ class DuckDBWarehouse:
     sleep: Callable[[float], None] = time.sleep
 
     clock: Callable[[], float] = time.monotonic
+    busy_pause: float = BUSY_PAUSE_SECONDS
 
     _one_reader = threading.Lock()
     """One read connection at a time per dashboard process, however many browsers watch."""
@@ -94,7 +95,7 @@ class DuckDBWarehouse:
                     if "lock" not in str(exc).lower():
                         raise
                     if delay is None:
-                        self.busy_until = self.clock() + BUSY_PAUSE_SECONDS
+                        self.busy_until = self.clock() + self.busy_pause
                         raise WarehouseBusy(
                             "the pipeline is writing to the warehouse (a load is running)"
                         ) from exc
