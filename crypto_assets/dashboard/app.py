@@ -24,7 +24,7 @@ from crypto_assets.dashboard.health import (
     health_window,
 )
 from crypto_assets.dashboard.queries import TIMEFRAME_MINUTES, MarketQueries, MarketView
-from crypto_assets.settings import KLINES
+from crypto_assets.settings import KLINES, local_home
 from crypto_assets.sources.binance_rest import INTERVAL_MS
 
 T = TypeVar("T")
@@ -97,13 +97,18 @@ def _daily_counts(days: int):
 
 
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
-def _failed_days(since: datetime) -> tuple[dict[str, list[str]], str | None]:
-    return failed_check_days(since)
+def _failed_days(since: datetime, home: str) -> tuple[dict[str, list[str]], str | None]:
+    return failed_check_days(since, {"DAGSTER_HOME": home})
+
+
+def dagster_home() -> str:
+    """The pipeline's Dagster instance: DAGSTER_HOME, else where `make run` keeps it."""
+    return os.environ.get("DAGSTER_HOME") or str(local_home() / "dagster_home")
 
 
 def header(view: MarketView) -> None:
     quote = view.quote
-    close, change, open_time, age = st.columns(4)
+    close, change, open_time, age = st.columns([1, 1, 1.5, 1])
     close.metric("Last close", f"{quote.close:,.2f}")
     change.metric(
         "24 h change",
@@ -235,7 +240,7 @@ def health_tab() -> None:
     st.metric("Newest candle", f"{quote.open_time:%Y-%m-%d %H:%M} UTC")
     st.write(f"Freshness of the newest candle: {freshness(quote.close_time, now, limit)}")
     window = health_window(quote.first_open_time, quote.open_time, now, HEALTH_DAYS)
-    failed, reason = _failed_days(window[0].to_pydatetime())
+    failed, reason = _failed_days(window[0].to_pydatetime(), dagster_home())
     if reason:
         st.info(reason)
     days = daily_health(counts, failed, BASE_MINUTES, now, window)

@@ -1,0 +1,181 @@
+"""The real page in a real browser: ``crypto-assets dashboard`` started as a process on
+127.0.0.1, driven by Debian's headless Chromium through playwright. The chart must be drawn,
+the last close must be the warehouse's, and a day loaded while the page is open must appear
+on its own, without a reload. Screenshots land in artifacts/screenshots/dashboard-*.png."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from crypto_assets.klines.frames import day_start_ms
+from crypto_assets_tests import dashboard_warehouse as fixture_tables
+from crypto_assets_tests.binance_standin import BinanceStandIn
+from crypto_assets_tests.conftest import synthetic_days
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+REFRESH_SECONDS = 2
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (CI installs Debian's chromium)"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Dashboard:
+    url: str
+    home: Path
+    standin: BinanceStandIn
+    rows: list[list]
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """Three days of candles and the analytics tables, served by ``crypto-assets dashboard``;
+    the stand-in also has a fourth day, for the test that loads it while the page is open."""
+    home = tmp_path_factory.mktemp("dashboard_home")
+    rows = synthetic_days("2024-01-01", 4)
+    standin = BinanceStandIn(
+        {("BTCUSDT", "1m"): rows}, clock_ms=lambda: day_start_ms("2024-01-05") + 30_000
+    )
+    with standin:
+        assert fixture_tables.load_days(home, standin.url, "2024-01-01", "2024-01-03").success
+        database = home / "cryptodb.duckdb"
+        fixture_tables.write_tables(
+            database, fixture_tables.analytics_tables(fixture_tables.read_base(database))
+        )
+        port = free_port()
+        env = {
+            **os.environ,
+            "CRYPTO_ASSETS_HOME": str(home),
+            "CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS": str(REFRESH_SECONDS),
+            "PYTHONPATH": str(ROOT),
+        }
+        env.pop("DAGSTER_HOME", None)
+        log = (home / "dashboard.log").open("w")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "crypto_assets.cli", "dashboard", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert server.poll() is None, (home / "dashboard.log").read_text()
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                        if answer.read() == b"ok":
+                            break
+                except OSError:
+                    pass
+                assert time.monotonic() < deadline, "the dashboard did not start in 60 s"
+                time.sleep(0.2)
+            yield Dashboard(url=url, home=home, standin=standin, rows=rows)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(dashboard: Dashboard):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser, dashboard: Dashboard):
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
+    page.goto(dashboard.url)
+    yield page
+    page.close()
+
+
+def last_close_shown(page) -> str:
+    return page.locator('[data-testid="stMetricValue"]').first.inner_text(timeout=30_000)
+
+
+def chart_traces(page) -> list[list]:
+    """Each trace of the market chart as [type, number of points], as Plotly drew it."""
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
+    return page.evaluate(
+        """() => Array.from(document.querySelector('.js-plotly-plot')._fullData,
+                            trace => [trace.type, trace._length])"""
+    )
+
+
+def test_market_page_draws_the_chart_and_the_warehouse_close(page, dashboard):
+    last = fixture_tables.read_base(dashboard.home / "cryptodb.duckdb")["close"].iloc[-1]
+    assert last_close_shown(page) == f"{last:,.2f}"
+    traces = chart_traces(page)
+    assert traces[0] == ["candlestick", 288]  # the last 7 days hold 3 days: 288 candles of 15m
+    assert ["bar", 24] in traces  # the volume profile's 24 bins
+    assert page.locator(".js-plotly-plot g.trace").count() >= 5
+    assert "Traceback" not in page.content()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-market.png"), full_page=True)
+    for tab in ("Strategies", "Data health"):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_timeout(1500)
+        name = tab.lower().replace(" ", "-")
+        page.screenshot(path=str(SCREENSHOTS / f"dashboard-{name}.png"), full_page=True)
+
+
+def test_a_day_loaded_while_the_page_is_open_appears_without_a_reload(page, dashboard):
+    before = last_close_shown(page)
+    page.evaluate("() => { window.notReloaded = true; }")
+    result = fixture_tables.load_days(dashboard.home, dashboard.standin.url, "2024-01-04")
+    assert result.success
+    newest = f"{float(dashboard.rows[-1][4]):,.2f}"
+    assert newest != before
+    page.wait_for_function(
+        """expected => document.querySelector('[data-testid="stMetricValue"]')
+                       ?.innerText === expected""",
+        arg=newest,
+        timeout=30_000,
+    )
+    assert page.evaluate("() => window.notReloaded === true")
+    assert page.locator('[data-testid="stMetricValue"]').nth(2).inner_text() == "2024-01-04 23:59"
+    page.screenshot(path=str(SCREENSHOTS / "dashboard-live.png"), full_page=True)
