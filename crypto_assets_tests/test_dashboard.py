@@ -305,3 +305,59 @@ def test_prod_reads_snowflake_with_the_read_only_role_from_the_pipeline_variable
     )
     with pytest.raises(ValueError, match="SNOWFLAKE_WAREHOUSE, SNOWFLAKE_PASSWORD or"):
         snowflake_connector_settings({"SNOWFLAKE_ACCOUNT": "a", "SNOWFLAKE_USER": "u"})
+
+
+@pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
+def test_snowflake_answers_the_queries_like_duckdb(base):
+    """fakesnow's server (the real connector over HTTP) holding six hours of candles and their
+    4h bar table: the Snowflake reader resamples and reads them as pandas does."""
+    import fakesnow
+    import snowflake.connector
+
+    from crypto_assets.dashboard.connection import SnowflakeWarehouse
+
+    day = base[base["open_time"].between("2024-01-02 00:00", "2024-01-02 05:59")]
+    columns = ["open_time", "close_time", "open", "high", "low", "close", "volume"]
+    columns += ["taker_base_vol", "num_trades"]
+    bars_4h = fixture_tables.bars(day, "4h")
+    with fakesnow.server() as server:
+        settings = server | {"network_timeout": 15, "database": "CRYPTODB"}
+        with snowflake.connector.connect(**settings, paramstyle="qmark") as connection:
+            cursor = connection.cursor()
+            cursor.execute("CREATE SCHEMA IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA")
+            for table, frame, names in (
+                ("BTCUSDT", day, columns),
+                ("BTCUSDT_4H", bars_4h, [*columns[:1], *columns[2:], "candle_count"]),
+            ):
+                types = ", ".join(
+                    f"{name} {'TIMESTAMP_NTZ' if 'time' in name else 'DOUBLE'}" for name in names
+                )
+                cursor.execute(f"CREATE TABLE CRYPTODB.CRYPTOSCHEMA.{table} ({types})")
+                cursor.executemany(
+                    f"INSERT INTO CRYPTODB.CRYPTOSCHEMA.{table} VALUES"
+                    f" ({', '.join('?' * len(names))})",
+                    [
+                        [
+                            value.to_pydatetime() if hasattr(value, "to_pydatetime") else value
+                            for value in row
+                        ]
+                        for row in frame[names].itertuples(index=False)
+                    ],
+                )
+        snowflake_queries = MarketQueries(
+            SnowflakeWarehouse(settings=settings, schema="CRYPTOSCHEMA"), "btcusdt"
+        )
+        custom = (date(2024, 1, 2), date(2024, 1, 2))
+        answers = {
+            timeframe: snowflake_queries.read_market(timeframe, custom=custom)
+            for timeframe in ("15m", "4h")
+        }
+    for timeframe, answer in answers.items():
+        expected = fixture_tables.bars(day, "15min" if timeframe == "15m" else "4h")
+        assert len(answer.candles) == {"15m": 24, "4h": 2}[timeframe]
+        assert answer.candles["open_time"].tolist() == expected["open_time"].tolist()
+        for column in ("open", "high", "low", "close", "volume", "candle_count"):
+            assert answer.candles[column].tolist() == pytest.approx(expected[column].tolist())
+    assert answers["4h"].plan.source == "bars_4h" and answers["15m"].plan.source == "base"
+    assert answers["15m"].tables == {"base", "bars_4h"}
+    assert answers["15m"].quote.close == day["close"].iloc[-1]
