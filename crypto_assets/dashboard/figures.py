@@ -20,8 +20,21 @@ OVERLAYS = {
 PRESSURE = ("Taker buy ratio", "Net taker volume")
 
 
-def _colors(candles: pd.DataFrame) -> list[str]:
-    return [UP if up else DOWN for up in candles["close"] >= candles["open"]]
+MAX_BARS = 2000
+"""Above this many candles, volume panels are one filled step line instead of a bar each: the
+browser draws one path rather than thousands, and at that density the bars merge anyway."""
+
+
+def _bars_or_steps(
+    x: pd.Series, y: pd.Series, name: str, up: pd.Series | None = None
+) -> go.Bar | go.Scatter:
+    """Bars coloured by ``up`` (default: the value's sign), or a step line when there are many."""
+    if len(x) <= MAX_BARS:
+        rising = (y >= 0) if up is None else up
+        return go.Bar(x=x, y=y, marker_color=[UP if r else DOWN for r in rising], name=name)
+    return go.Scatter(
+        x=x, y=y, mode="lines", line={"shape": "hv", "width": 0}, fill="tozeroy", name=name
+    )
 
 
 def market_figure(
@@ -106,11 +119,11 @@ def market_figure(
             col=2,
         )
     figure.add_trace(
-        go.Bar(
-            x=candles["open_time"],
-            y=candles["volume"],
-            marker_color=_colors(candles),
-            name="volume",
+        _bars_or_steps(
+            candles["open_time"],
+            candles["volume"],
+            "volume",
+            up=candles["close"] >= candles["open"],
         ),
         row=2,
         col=1,
@@ -126,14 +139,7 @@ def market_figure(
     else:
         net = 2 * candles["taker_base_vol"] - candles["volume"]
         figure.add_trace(
-            go.Bar(
-                x=candles["open_time"],
-                y=net,
-                marker_color=[UP if value >= 0 else DOWN for value in net],
-                name="net taker volume",
-            ),
-            row=3,
-            col=1,
+            _bars_or_steps(candles["open_time"], net, "net taker volume"), row=3, col=1
         )
     if has_indicators:
         figure.add_trace(

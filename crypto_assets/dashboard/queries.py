@@ -19,7 +19,8 @@ from crypto_assets.dashboard.connection import Session, Warehouse
 TIMEFRAME_MINUTES = {"1m": 1, "15m": 15, "1h": 60, "4h": 240, "1d": 1440}
 BAR_TABLE_TIMEFRAMES = ("1h", "4h", "1d")
 INDICATOR_TIMEFRAMES = ("1h", "1d")
-MAX_CANDLES = 10_000
+MAX_CANDLES = 10_080
+"""About 10,000 candles reach the browser at most: exactly a week of 1m."""
 CANDLE_COLUMNS = "open, high, low, close, volume, taker_base_vol, num_trades"
 
 
