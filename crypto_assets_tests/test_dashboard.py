@@ -12,6 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
+import fakesnow
 import pandas as pd
 import pytest
 import streamlit as st
@@ -309,9 +310,9 @@ def test_prod_reads_snowflake_with_the_read_only_role_from_the_pipeline_variable
 
 @pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
 def test_snowflake_answers_the_queries_like_duckdb(base):
-    """fakesnow's server (the real connector over HTTP) holding six hours of candles and their
-    4h bar table: the Snowflake reader resamples and reads them as pandas does."""
-    import fakesnow
+    """fakesnow (patch mode: test_sql_scripts owns the process's one fakesnow server, which
+    fakesnow 0.12 can start once) holding six hours of candles and their 4h bar table: the
+    Snowflake reader resamples and reads them as pandas does."""
     import snowflake.connector
 
     from crypto_assets.dashboard.connection import SnowflakeWarehouse
@@ -320,8 +321,8 @@ def test_snowflake_answers_the_queries_like_duckdb(base):
     columns = ["open_time", "close_time", "open", "high", "low", "close", "volume"]
     columns += ["taker_base_vol", "num_trades"]
     bars_4h = fixture_tables.bars(day, "4h")
-    with fakesnow.server() as server:
-        settings = server | {"network_timeout": 15, "database": "CRYPTODB"}
+    with fakesnow.patch():
+        settings = {"account": "acme-1", "user": "analyst", "password": "x", "database": "CRYPTODB"}
         with snowflake.connector.connect(**settings, paramstyle="qmark") as connection:
             cursor = connection.cursor()
             cursor.execute("CREATE SCHEMA IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA")
