@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -117,7 +117,7 @@ def test_header_quote_is_the_newest_candle_and_its_24h_change(homes, base):
 
 
 @pytest.fixture
-def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[callable]:
+def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], AppTest]]:
     """The page as AppTest runs it, over the warehouse under a given CRYPTO_ASSETS_HOME."""
 
     def run(home: Path) -> AppTest:

@@ -102,9 +102,11 @@ class MarketQueries:
         return f"{self.warehouse.schema}.{self.names[name]}"
 
     def tables(self, session: Session) -> set[str]:
-        """Which of the contract's tables exist (names as in ``table_names``' keys)."""
+        """Which of the contract's tables exist (names as in ``table_names``' keys). Views do
+        not count: in Snowflake, sql/05_views.sql's BTCUSDT_1H/1D views have other columns."""
         found = session.frame(
-            "SELECT table_name FROM information_schema.tables WHERE lower(table_schema) = ?",
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE lower(table_schema) = ? AND table_type = 'BASE TABLE'",
             [self.warehouse.schema.lower()],
         )
         present = {str(name).lower() for name in found["table_name"]}
