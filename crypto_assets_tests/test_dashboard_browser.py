@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from crypto_assets.klines.frames import day_start_ms
 from crypto_assets_tests import dashboard_warehouse as fixture_tables
@@ -120,7 +121,6 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
 
 @pytest.fixture(scope="module")
 def browser(dashboard: Dashboard):
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -138,8 +138,14 @@ def page(browser, dashboard: Dashboard):
     page.close()
 
 
-def last_close_shown(page) -> str:
-    return page.locator('[data-testid="stMetricValue"]').first.inner_text(timeout=30_000)
+def metric(page, label: str):
+    """The value of the header metric labelled ``label`` (the page reruns every 2 s, so
+    assertions on it go through playwright's retrying expect)."""
+    return (
+        page.locator('[data-testid="stMetric"]')
+        .filter(has_text=label)
+        .locator('[data-testid="stMetricValue"]')
+    )
 
 
 def chart_traces(page) -> list[list]:
@@ -153,7 +159,7 @@ def chart_traces(page) -> list[list]:
 
 def test_market_page_draws_the_chart_and_the_warehouse_close(page, dashboard):
     last = fixture_tables.read_base(dashboard.home / "cryptodb.duckdb")["close"].iloc[-1]
-    assert last_close_shown(page) == f"{last:,.2f}"
+    expect(metric(page, "Last close")).to_have_text(f"{last:,.2f}", timeout=30_000)
     traces = chart_traces(page)
     assert traces[0] == ["candlestick", 288]  # the last 7 days hold 3 days: 288 candles of 15m
     assert ["bar", 24] in traces  # the volume profile's 24 bins
@@ -169,7 +175,8 @@ def test_market_page_draws_the_chart_and_the_warehouse_close(page, dashboard):
 
 
 def test_a_day_loaded_while_the_page_is_open_appears_without_a_reload(page, dashboard):
-    before = last_close_shown(page)
+    expect(metric(page, "Open time (UTC)")).to_have_text("2024-01-03 23:59", timeout=30_000)
+    before = metric(page, "Last close").inner_text()
     page.evaluate("() => { window.notReloaded = true; }")
     # In its own process, as a sensor's run would be.
     load = subprocess.run(
@@ -182,12 +189,7 @@ def test_a_day_loaded_while_the_page_is_open_appears_without_a_reload(page, dash
     assert load.returncode == 0, load.stderr[-3000:]
     newest = f"{float(dashboard.rows[-1][4]):,.2f}"
     assert newest != before
-    page.wait_for_function(
-        """expected => document.querySelector('[data-testid="stMetricValue"]')
-                       ?.innerText === expected""",
-        arg=newest,
-        timeout=30_000,
-    )
+    expect(metric(page, "Last close")).to_have_text(newest, timeout=30_000)
+    expect(metric(page, "Open time (UTC)")).to_have_text("2024-01-04 23:59")
     assert page.evaluate("() => window.notReloaded === true")
-    assert page.locator('[data-testid="stMetricValue"]').nth(2).inner_text() == "2024-01-04 23:59"
     page.screenshot(path=str(SCREENSHOTS / "dashboard-live.png"), full_page=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -23,7 +23,7 @@ from crypto_assets.dashboard.health import (
     freshness,
     health_window,
 )
-from crypto_assets.dashboard.queries import TIMEFRAME_MINUTES, MarketQueries, MarketView
+from crypto_assets.dashboard.queries import TIMEFRAME_MINUTES, MarketQueries, MarketView, Quote
 from crypto_assets.settings import KLINES, local_home
 from crypto_assets.sources.binance_rest import INTERVAL_MS
 
@@ -50,7 +50,8 @@ ANALYTICS_HINT = "run `crypto-assets analytics` (or materialize the analytics as
 
 
 def utc_now() -> datetime:
-    return datetime.utcnow()
+    """Now in UTC, naive like the warehouse's timestamps."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 @st.cache_resource
@@ -77,7 +78,9 @@ def _read(key: Any, read: Callable[[], T]) -> tuple[T, str | None]:
 
 
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
-def _market(timeframe: str, lookback: timedelta | None, custom: tuple[date, date] | None):
+def _market(
+    timeframe: str, lookback: timedelta | None, custom: tuple[date, date] | None
+) -> MarketView:
     return _queries().read_market(timeframe, lookback=lookback, custom=custom)
 
 
@@ -92,7 +95,7 @@ def _prices(timeframe: str, start: datetime, end: datetime) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=REFRESH_SECONDS, show_spinner=False)
-def _daily_counts(days: int):
+def _daily_counts(days: int) -> tuple[Quote | None, pd.DataFrame]:
     return _queries().read_daily_counts(days)
 
 
@@ -173,6 +176,8 @@ def _side_by_side(backtests: pd.DataFrame) -> pd.DataFrame:
     table = split.pivot_table(
         index=["strategy", "params", "timeframe"], columns="sample", values=metrics, aggfunc="first"
     )
+    order = [(metric, sample) for metric in metrics for sample in ("in_sample", "out_of_sample")]
+    table = table[[column for column in order if column in table.columns]]
     table.columns = [f"{metric} ({sample.replace('_', ' ')})" for metric, sample in table.columns]
     selected = split.groupby(["strategy", "params", "timeframe"])["selected"].any()
     return table.join(selected).reset_index()
