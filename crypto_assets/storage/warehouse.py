@@ -134,6 +134,17 @@ class WarehouseResource(dg.ConfigurableResource, ABC):
     def query_frame(self, sql: str) -> pd.DataFrame:
         """The result as a DataFrame with lower-case column names."""
 
+    @property
+    @abstractmethod
+    def dialect(self) -> str:
+        """'duckdb' or 'snowflake', for the few expressions the two spell differently."""
+
+    @abstractmethod
+    def execute(self, setup: Sequence[str], transaction: Sequence[str]) -> None:
+        """Runs ``setup`` (e.g. CREATE TABLE IF NOT EXISTS) one by one, then ``transaction`` in
+        one transaction, rolled back whole if any statement fails: SQL that writes inside the
+        warehouse, so large tables are never pulled into Python."""
+
 
 def rows_per_day(
     warehouse: WarehouseResource, table: str, first_day: str, last_day: str
