@@ -16,6 +16,7 @@ Conventions, written down once:
 """
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -45,11 +46,22 @@ DEFAULT_COSTS = Costs()
 
 @dataclass
 class BacktestResult:
-    equity: pd.Series  # equity at each bar's close, indexed by open_time
-    trades: pd.DataFrame
+    """Arrays of one backtest; the pandas views are built only when asked for."""
+
+    times: np.ndarray  # open_time of each bar, datetime64[ns]
+    equity_values: np.ndarray  # equity at each bar's close
+    trade_arrays: dict[str, np.ndarray]
     exposure: float  # share of bars holding the position
     bar_length: pd.Timedelta
     metrics: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def equity(self) -> pd.Series:
+        return pd.Series(self.equity_values, index=pd.DatetimeIndex(self.times), name="equity")
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        return pd.DataFrame(self.trade_arrays, columns=list(TRADE_COLUMNS))
 
 
 def positions_from_signal(signal: np.ndarray) -> np.ndarray:
@@ -64,7 +76,7 @@ def run(bars: pd.DataFrame, held: np.ndarray, costs: Costs = DEFAULT_COSTS) -> B
     open when not held through bar i - 1), on bars ordered by open_time."""
     open_ = bars["open"].to_numpy(dtype="float64")
     close = bars["close"].to_numpy(dtype="float64")
-    times = pd.DatetimeIndex(bars["open_time"])
+    times = bars["open_time"].to_numpy(dtype="datetime64[ns]")
     held = np.asarray(held, dtype=bool)
     previous = np.concatenate([[False], held[:-1]])
     entries = held & ~previous
@@ -79,12 +91,13 @@ def run(bars: pd.DataFrame, held: np.ndarray, costs: Costs = DEFAULT_COSTS) -> B
     factor[exits] = sell_price[exits] * (1 - costs.fee) / previous_close[exits]
     if len(close) and held[-1]:
         factor[-1] *= (1 - costs.slippage) * (1 - costs.fee)
-    equity = pd.Series(np.cumprod(factor), index=times, name="equity")
-    bar_length = times[1] - times[0] if len(times) > 1 else pd.Timedelta(days=1)
-    trades = _trades(times, entries, exits, buy_price, sell_price, close, costs, bar_length)
+    bar_length = pd.Timedelta(times[1] - times[0]) if len(times) > 1 else pd.Timedelta(days=1)
     result = BacktestResult(
-        equity=equity,
-        trades=trades,
+        times=times,
+        equity_values=np.cumprod(factor),
+        trade_arrays=_trades(
+            times, entries, exits, buy_price, sell_price, close, costs, bar_length
+        ),
         exposure=float(held.mean()) if len(held) else 0.0,
         bar_length=bar_length,
     )
@@ -93,7 +106,7 @@ def run(bars: pd.DataFrame, held: np.ndarray, costs: Costs = DEFAULT_COSTS) -> B
 
 
 def _trades(
-    times: pd.DatetimeIndex,
+    times: np.ndarray,
     entries: np.ndarray,
     exits: np.ndarray,
     buy_price: np.ndarray,
@@ -101,7 +114,7 @@ def _trades(
     close: np.ndarray,
     costs: Costs,
     bar_length: pd.Timedelta,
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
     """One row per round trip; a position open at the end exits at the last bar's close (its
     exit_time is that bar's end)."""
     entry_at = np.flatnonzero(entries)
@@ -110,28 +123,42 @@ def _trades(
     exit_times = times[exit_at]
     if len(entry_at) > len(exit_at):  # still long at the end: sold at the last close
         exit_prices = np.append(exit_prices, close[-1] * (1 - costs.slippage))
-        exit_times = exit_times.append(pd.DatetimeIndex([times[-1] + bar_length]))
+        exit_times = np.append(exit_times, times[-1] + bar_length.to_timedelta64())
     entry_prices = buy_price[entry_at]
-    return pd.DataFrame(
-        {
-            "entry_time": times[entry_at],
-            "entry_price": entry_prices,
-            "exit_time": exit_times,
-            "exit_price": exit_prices,
-            "trade_return": exit_prices * (1 - costs.fee) / (entry_prices * (1 + costs.fee)) - 1,
-        }
+    return {
+        "entry_time": times[entry_at],
+        "entry_price": entry_prices,
+        "exit_time": exit_times,
+        "exit_price": exit_prices,
+        "trade_return": exit_prices * (1 - costs.fee) / (entry_prices * (1 + costs.fee)) - 1,
+    }
+
+
+DAY = np.timedelta64(1, "D")
+
+
+def daily_values(
+    times: np.ndarray, equity: np.ndarray, bar_length: pd.Timedelta
+) -> tuple[np.ndarray, np.ndarray]:
+    """(days, equity at each UTC day's last bar), preceded by 1.0 on the day before the first."""
+    if bar_length > pd.Timedelta(days=1):
+        raise ValueError(f"Daily equity needs bars of a day or less, not {bar_length}")
+    if not len(times):
+        return times.astype("datetime64[D]"), equity
+    days = times.astype("datetime64[D]")
+    last_of_day = np.append(days[1:] != days[:-1], True)
+    return (
+        np.concatenate([[days[0] - DAY], days[last_of_day]]),
+        np.concatenate([[1.0], equity[last_of_day]]),
     )
 
 
 def daily_equity(equity: pd.Series, bar_length: pd.Timedelta) -> pd.Series:
     """Equity at each UTC day's last bar, preceded by 1.0 on the day before the first bar."""
-    if equity.empty:
-        return equity
-    daily = equity.groupby(equity.index.floor("D")).last()
-    if bar_length > pd.Timedelta(days=1):
-        raise ValueError(f"Daily equity needs bars of a day or less, not {bar_length}")
-    start = pd.Series([1.0], index=[daily.index[0] - pd.Timedelta(days=1)])
-    return pd.concat([start, daily])
+    days, values = daily_values(
+        equity.index.to_numpy(dtype="datetime64[ns]"), equity.to_numpy(), bar_length
+    )
+    return pd.Series(values, index=pd.DatetimeIndex(days.astype("datetime64[ns]")))
 
 
 def drawdown(equity: pd.Series) -> pd.Series:
@@ -140,20 +167,21 @@ def drawdown(equity: pd.Series) -> pd.Series:
 
 def metrics(result: BacktestResult) -> dict[str, float]:
     """total_return, cagr, sharpe, sortino, max_drawdown, calmar, win_rate, trades, exposure."""
-    equity = result.equity
-    if equity.empty:
+    equity = result.equity_values
+    if not len(equity):
         return {}
-    daily = daily_equity(equity, result.bar_length)
-    returns = daily.pct_change().dropna().to_numpy()
-    total_return = float(equity.iloc[-1] - 1)
-    years = ((equity.index[-1] + result.bar_length) - equity.index[0]) / pd.Timedelta(days=365)
+    _, daily = daily_values(result.times, equity, result.bar_length)
+    returns = daily[1:] / daily[:-1] - 1
+    total_return = float(equity[-1] - 1)
+    span = result.times[-1] + result.bar_length.to_timedelta64() - result.times[0]
+    years = span / np.timedelta64(365, "D")
     cagr = float((1 + total_return) ** (1 / years) - 1) if years > 0 else float("nan")
     std = returns.std(ddof=1) if len(returns) > 1 else float("nan")
     downside = np.sqrt(np.mean(np.minimum(returns, 0) ** 2)) if len(returns) else float("nan")
     annual = np.sqrt(PERIODS_PER_YEAR)
     mean = returns.mean() if len(returns) else float("nan")
-    max_drawdown = float(drawdown(daily).min())
-    trades = result.trades
+    max_drawdown = float((daily / np.maximum.accumulate(daily) - 1).min())
+    trade_returns = result.trade_arrays["trade_return"]
     return {
         "total_return": total_return,
         "cagr": cagr,
@@ -161,7 +189,7 @@ def metrics(result: BacktestResult) -> dict[str, float]:
         "sortino": float(mean / downside * annual) if downside > 0 else float("nan"),
         "max_drawdown": max_drawdown,
         "calmar": float(cagr / -max_drawdown) if max_drawdown < 0 else float("nan"),
-        "win_rate": float((trades["trade_return"] > 0).mean()) if len(trades) else float("nan"),
-        "trades": float(len(trades)),
+        "win_rate": float((trade_returns > 0).mean()) if len(trade_returns) else float("nan"),
+        "trades": float(len(trade_returns)),
         "exposure": result.exposure,
     }

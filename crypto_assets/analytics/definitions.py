@@ -1,4 +1,6 @@
-"""Every analytics asset, in lineage order, for definitions.py and the analytics command."""
+"""Every analytics asset, in lineage order, and the sensor that keeps them fresh."""
+
+import dagster as dg
 
 from crypto_assets.analytics.assets import (
     btcusdt_1d,
@@ -25,3 +27,14 @@ ANALYTICS_ASSETS = [
     btcusdt_backtests,
     btcusdt_market_charts,
 ]
+
+ANALYTICS_SENSOR_INTERVAL_SECONDS = 30
+
+analytics_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "analytics_automation_sensor",
+    target=dg.AssetSelection.assets(*ANALYTICS_ASSETS),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=ANALYTICS_SENSOR_INTERVAL_SECONDS,
+    description="Rebuilds the analytics once the warehouse has loaded a day (or a day again):"
+    " that day's bars, then the indicators, levels, profile, backtests and charts.",
+)

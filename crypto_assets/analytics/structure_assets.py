@@ -139,8 +139,11 @@ def _indicators_since(warehouse: WarehouseResource, timeframe: str, first: objec
 def btcusdt_market_charts(
     warehouse: WarehouseResource, artifacts: ArtifactsWriter
 ) -> dg.MaterializeResult:
-    levels = warehouse.query_frame(
-        f"select * from {warehouse.qualified_table(f'{KLINES.table}_levels')}"
+    levels_table = f"{KLINES.table}_levels"
+    levels = (
+        warehouse.query_frame(f"select * from {warehouse.qualified_table(levels_table)}")
+        if warehouse.table_exists(levels_table)
+        else pd.DataFrame(columns=list(structure.LEVEL_COLUMNS))
     )
     metadata: dict[str, object] = {}
     for timeframe, days, level_timeframe in (
