@@ -172,9 +172,7 @@ def test_trades_and_final_equity_agree_with_backtesting_py() -> None:
     data = data.set_index("open_time").rename(columns=str.capitalize).assign(Volume=1.0)
     signal = np.append(signal, signal[-1])
     cash = 1e14  # whole units of a ~100 price: rounding far below 1e-9
-    stats = Backtest(
-        data, FollowTheSignal, cash=cash, commission=FEE, finalize_trades=True
-    ).run()
+    stats = Backtest(data, FollowTheSignal, cash=cash, commission=FEE, finalize_trades=True).run()
     theirs = stats["_trades"]
     assert len(theirs) == len(ours.trades) > 5
     assert theirs["EntryTime"].tolist() == ours.trades["entry_time"].tolist()
