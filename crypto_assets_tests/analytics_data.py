@@ -36,14 +36,16 @@ def materialize_analytics(
     last_day: str,
     instance: dg.DagsterInstance | None = None,
     run_config: dict | None = None,
+    assets: list[dg.AssetsDefinition] = ANALYTICS_ASSETS,
 ) -> dg.ExecuteInProcessResult:
-    """Every analytics asset over the days [first_day, last_day], in one run."""
+    """The analytics assets (default: every one) over the days [first_day, last_day], in one
+    run."""
     job = dg.Definitions(
         assets=[*LINEAGE, *ANALYTICS_ASSETS], resources=resources
     ).resolve_implicit_global_asset_job_def()
     return job.execute_in_process(
         instance=instance,
-        asset_selection=[key for asset in ANALYTICS_ASSETS for key in asset.keys],
+        asset_selection=[key for asset in assets for key in asset.keys],
         tags={
             "dagster/asset_partition_range_start": first_day,
             "dagster/asset_partition_range_end": last_day,

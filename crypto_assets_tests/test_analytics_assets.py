@@ -15,6 +15,7 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
+from crypto_assets.analytics.assets import btcusdt_bars
 from crypto_assets.analytics.charts import candlestick_chart, equity_chart
 from crypto_assets.resources import local_resources
 from crypto_assets_tests.analytics_data import (
@@ -23,6 +24,7 @@ from crypto_assets_tests.analytics_data import (
     read_table,
 )
 from crypto_assets_tests.conftest import synthetic_days
+from crypto_assets_tests.lineage import LINEAGE
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_PNG_BYTES = 300 * 1024
@@ -118,16 +120,15 @@ def test_numeric_results_are_float_metadata(analysed) -> None:
 def test_rebuilding_one_day_replaces_its_bars(analysed) -> None:
     home, _ = analysed
     before = read_table(home, "btcusdt_1h")
-    from crypto_assets.analytics.assets import btcusdt_1h
-    from crypto_assets_tests.lineage import LINEAGE
-
     result = dg.materialize(
-        [*LINEAGE, btcusdt_1h],
-        selection=[btcusdt_1h],
+        [*LINEAGE, btcusdt_bars],
+        selection=[btcusdt_bars],
         partition_key="2024-01-03",
         resources=local_resources({"CRYPTO_ASSETS_HOME": str(home)}),
     )
     assert result.success
+    bars = result.asset_materializations_for_node("btcusdt_bars")[0].metadata
+    assert (bars["bars_1h"].value, bars["bars_4h"].value, bars["bars_1d"].value) == (24, 6, 1)
     after = read_table(home, "btcusdt_1h")
     pd.testing.assert_frame_equal(
         after.sort_values("open_time").reset_index(drop=True),

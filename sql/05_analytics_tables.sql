@@ -11,9 +11,11 @@
 --          table here: the bar tables are rebuilt day by day, not whole.
 -- Next   : 90_verify.sql
 --
--- Column names are the lower-case names the assets write, unquoted (so
--- upper-cased) as write_pandas sends them; "END" is quoted because END is a
--- keyword. Timestamps are TIMESTAMP_NTZ holding UTC, like BTCUSDT.
+-- Column names are the lower-case names the assets write, upper-cased as
+-- write_pandas sends them (quoted). "SAMPLE" and "START" are reserved words in
+-- Snowflake and "END" in DuckDB (fakesnow): quote them in queries too, e.g.
+--   SELECT "START", "END" FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS WHERE "SAMPLE" = 'full';
+-- Timestamps are TIMESTAMP_NTZ holding UTC, like BTCUSDT.
 --
 -- Upgrading a deployment that ran the former 05_views.sql: its views
 -- BTCUSDT_1H and BTCUSDT_1D have the names of two tables below. Drop them
@@ -161,8 +163,8 @@ CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS (
     STRATEGY     VARCHAR       COMMENT 'Strategy name',
     PARAMS       VARCHAR       COMMENT 'Parameter set as JSON text',
     TIMEFRAME    VARCHAR       COMMENT '1d or 1h',
-    SAMPLE       VARCHAR       COMMENT 'full, in_sample or out_of_sample',
-    START        TIMESTAMP_NTZ COMMENT 'Open time of the first bar',
+    "SAMPLE"     VARCHAR       COMMENT 'full, in_sample or out_of_sample',
+    "START"      TIMESTAMP_NTZ COMMENT 'Open time of the first bar',
     "END"        TIMESTAMP_NTZ COMMENT 'End of the last bar',
     TOTAL_RETURN FLOAT         COMMENT 'Final equity - 1',
     CAGR         FLOAT         COMMENT 'Compound annual growth',
@@ -183,7 +185,7 @@ CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_TRADES (
     STRATEGY     VARCHAR       COMMENT 'Strategy name',
     PARAMS       VARCHAR       COMMENT 'Parameter set as JSON text',
     TIMEFRAME    VARCHAR       COMMENT '1d or 1h',
-    SAMPLE       VARCHAR       COMMENT 'full, in_sample or out_of_sample',
+    "SAMPLE"     VARCHAR       COMMENT 'full, in_sample or out_of_sample',
     ENTRY_TIME   TIMESTAMP_NTZ COMMENT 'Fill time of the buy',
     ENTRY_PRICE  FLOAT         COMMENT 'Buy fill price, slippage included',
     EXIT_TIME    TIMESTAMP_NTZ COMMENT 'Fill time of the sale',
@@ -196,7 +198,7 @@ CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_EQUITY (
     STRATEGY  VARCHAR       COMMENT 'Strategy name',
     PARAMS    VARCHAR       COMMENT 'Parameter set as JSON text',
     TIMEFRAME VARCHAR       COMMENT '1d or 1h',
-    SAMPLE    VARCHAR       COMMENT 'full, in_sample or out_of_sample',
+    "SAMPLE"  VARCHAR       COMMENT 'full, in_sample or out_of_sample',
     DAY       TIMESTAMP_NTZ COMMENT 'UTC day',
     EQUITY    FLOAT         COMMENT 'Equity, 1.0 at the start',
     DRAWDOWN  FLOAT         COMMENT 'EQUITY / running peak - 1 (<= 0)'

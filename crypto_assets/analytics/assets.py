@@ -37,66 +37,57 @@ def _naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
-def _bars_asset(timeframe: str) -> dg.AssetsDefinition:
-    @dg.asset(
-        name=bars_table(timeframe),
-        deps=[snowflake_btcusdt],
-        partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name=ANALYTICS_GROUP,
-        kinds={"sql"},
-        automation_condition=REFRESH,
-        metadata={
-            TABLE_METADATA_KEY: bars_table(timeframe),
-            "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(name) for name in bars.BAR_COLUMNS]
-            ),
-        },
-        description=f"{timeframe} bars of {KLINES.symbol} resampled from the base table in the"
-        " warehouse; is_complete is false for a bucket not yet whole (e.g. today's).",
+BAR_TIMEFRAMES = tuple(bars.TIMEFRAMES)
+
+
+@dg.asset(
+    name=f"{KLINES.table}_bars",
+    deps=[snowflake_btcusdt],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=ANALYTICS_GROUP,
+    kinds={"sql"},
+    automation_condition=REFRESH,
+    metadata={
+        "tables": ", ".join(bars_table(timeframe) for timeframe in BAR_TIMEFRAMES),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name) for name in bars.BAR_COLUMNS]
+        ),
+    },
+    description=f"{KLINES.symbol} bars of 1h, 4h and 1d (tables {KLINES.table}_1h, _4h, _1d)"
+    " resampled from the base table inside the warehouse; is_complete is false for a bucket"
+    " not yet whole (e.g. today's). One asset for the three tables: Dagster records every"
+    " partition of every asset, so three would triple the cost of a long range.",
+)
+def btcusdt_bars(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    base = warehouse.qualified_table(KLINES.table)
+    window = context.partition_time_window
+    start, end = _naive_utc(window.start), _naive_utc(window.end)
+    newest = warehouse.query(bars.newest_open_time_sql(base))[0][0]
+    if newest is None:
+        raise dg.Failure(f"{base} holds no candles yet: load the kline lineage first.")
+    data_end = pd.Timestamp(newest).to_pydatetime() + timedelta(
+        milliseconds=INTERVAL_MS[KLINES.interval]
     )
-    def bars_asset(
-        context: dg.AssetExecutionContext, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
-        base = warehouse.qualified_table(KLINES.table)
+    metadata: dict[str, object] = {"data_end": str(data_end)}
+    for timeframe in BAR_TIMEFRAMES:
         target = warehouse.qualified_table(bars_table(timeframe))
-        window = context.partition_time_window
-        start, end = _naive_utc(window.start), _naive_utc(window.end)
-        newest = warehouse.query(bars.newest_open_time_sql(base))[0][0]
-        if newest is None:
-            raise dg.Failure(f"{base} holds no candles yet: load the kline lineage first.")
-        data_end = pd.Timestamp(newest).to_pydatetime() + timedelta(
-            milliseconds=INTERVAL_MS[KLINES.interval]
-        )
         rebuild = bars.bars_rebuild(
             base, target, timeframe, warehouse.dialect, start, end, data_end
         )
         warehouse.execute([rebuild.create], rebuild.replace)
-        count, complete = warehouse.query(
-            f"select count(*), sum(case when is_complete then 1 else 0 end) from {target}"
-            f" where open_time >= '{start:%Y-%m-%d %H:%M:%S}'"
-            f" and open_time < '{end:%Y-%m-%d %H:%M:%S}'"
-        )[0]
-        return dg.MaterializeResult(
-            metadata={
-                "table": target,
-                "bars_written": int(count),
-                "complete_bars": int(complete or 0),
-                "data_end": str(data_end),
-            }
-        )
-
-    return bars_asset
-
-
-btcusdt_1h, btcusdt_4h, btcusdt_1d = (_bars_asset(timeframe) for timeframe in ("1h", "4h", "1d"))
-BARS_ASSETS = {"1h": btcusdt_1h, "4h": btcusdt_4h, "1d": btcusdt_1d}
+        count, complete = warehouse.query(bars.bars_written_sql(target, start, end))[0]
+        metadata[f"bars_{timeframe}"] = int(count)
+        metadata[f"complete_bars_{timeframe}"] = int(complete or 0)
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def _indicators_asset(timeframe: str, periods_per_year: int) -> dg.AssetsDefinition:
     @dg.asset(
         name=indicators_table(timeframe),
-        deps=[BARS_ASSETS[timeframe]],
+        deps=[btcusdt_bars],
         io_manager_key="warehouse_io_manager",
         group_name=ANALYTICS_GROUP,
         kinds={"pandas"},

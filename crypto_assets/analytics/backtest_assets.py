@@ -5,7 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets.analytics import bars, charts
-from crypto_assets.analytics.assets import ANALYTICS_GROUP, BARS_ASSETS
+from crypto_assets.analytics.assets import ANALYTICS_GROUP, btcusdt_bars
 from crypto_assets.analytics.backtest import (
     DEFAULT_FEE_BPS,
     DEFAULT_SLIPPAGE_BPS,
@@ -68,7 +68,7 @@ BACKTESTS, TRADES, EQUITY = (
             EQUITY, EQUITY_COLUMNS, "Daily equity and drawdown of the selected parameter sets."
         ),
     },
-    deps=[BARS_ASSETS[timeframe] for timeframe in BACKTEST_TIMEFRAMES],
+    deps=[btcusdt_bars],
     can_subset=False,
 )
 def btcusdt_backtests(

@@ -119,6 +119,15 @@ def bars_rebuild(
     )
 
 
+def bars_written_sql(bars_table: str, start: datetime, end: datetime) -> str:
+    """(bars, complete bars) of the table in [start, end)."""
+    return (
+        f"select count(*), sum(case when is_complete then 1 else 0 end) from {bars_table}"
+        f" where open_time >= '{start.strftime(SQL_TIME)}'"
+        f" and open_time < '{end.strftime(SQL_TIME)}'"
+    )
+
+
 def newest_open_time_sql(base_table: str) -> str:
     """The newest candle's open time; it closes one interval later (``data_end``)."""
     return f"select max(open_time) from {base_table}"

@@ -3,9 +3,7 @@
 import dagster as dg
 
 from crypto_assets.analytics.assets import (
-    btcusdt_1d,
-    btcusdt_1h,
-    btcusdt_4h,
+    btcusdt_bars,
     btcusdt_indicators_1d,
     btcusdt_indicators_1h,
 )
@@ -17,9 +15,7 @@ from crypto_assets.analytics.structure_assets import (
 )
 
 ANALYTICS_ASSETS = [
-    btcusdt_1h,
-    btcusdt_4h,
-    btcusdt_1d,
+    btcusdt_bars,
     btcusdt_indicators_1h,
     btcusdt_indicators_1d,
     btcusdt_levels,

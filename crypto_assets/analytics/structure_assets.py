@@ -9,9 +9,9 @@ import pandas as pd
 from crypto_assets.analytics import bars, charts, structure
 from crypto_assets.analytics.assets import (
     ANALYTICS_GROUP,
-    BARS_ASSETS,
     UNPARTITIONED_REFRESH,
     bars_table,
+    btcusdt_bars,
     btcusdt_indicators_1d,
     btcusdt_indicators_1h,
     indicators_table,
@@ -38,7 +38,7 @@ def _table_schema(columns: tuple[str, ...]) -> dg.TableSchema:
 
 @dg.asset(
     name=f"{KLINES.table}_levels",
-    deps=[BARS_ASSETS["1d"], BARS_ASSETS["4h"]],
+    deps=[btcusdt_bars],
     io_manager_key="warehouse_io_manager",
     group_name=ANALYTICS_GROUP,
     kinds={"pandas"},
@@ -80,7 +80,7 @@ def btcusdt_levels(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
 
 @dg.asset(
     name=f"{KLINES.table}_volume_profile",
-    deps=[BARS_ASSETS["1h"]],
+    deps=[btcusdt_bars],
     io_manager_key="warehouse_io_manager",
     group_name=ANALYTICS_GROUP,
     kinds={"pandas"},
