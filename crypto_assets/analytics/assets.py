@@ -21,7 +21,13 @@ from crypto_assets.storage.warehouse import TABLE_METADATA_KEY, WarehouseResourc
 ANALYTICS_GROUP = "analytics"
 REFRESH = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
 """Rebuild as soon as a day of the warehouse (any day, not only today's) is loaded again."""
-UNPARTITIONED_REFRESH = dg.AutomationCondition.eager()
+UNPARTITIONED_REFRESH = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("rebuild after the bars")
+"""eager() without its "no dependency missing": these read every day of the bars, and most days
+since the symbol's first trading day are never loaded."""
 HOURS_PER_YEAR = 365 * 24
 
 
