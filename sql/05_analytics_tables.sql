@@ -173,7 +173,7 @@ CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS (
     MAX_DRAWDOWN FLOAT         COMMENT 'Deepest fall from peak (<= 0)',
     CALMAR       FLOAT         COMMENT 'CAGR / |MAX_DRAWDOWN|',
     WIN_RATE     FLOAT         COMMENT 'Share of winning trades',
-    TRADES       FLOAT         COMMENT 'Round trips',
+    TRADES       NUMBER(38, 0) COMMENT 'Round trips',
     EXPOSURE     FLOAT         COMMENT 'Share of bars in the market',
     FEE_BPS      FLOAT         COMMENT 'Fee per side, bps',
     SLIPPAGE_BPS FLOAT         COMMENT 'Slippage per side, bps',

@@ -53,7 +53,7 @@ class BacktestResult:
     trade_arrays: dict[str, np.ndarray]
     exposure: float  # share of bars holding the position
     bar_length: pd.Timedelta
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | int] = field(default_factory=dict)
 
     @cached_property
     def equity(self) -> pd.Series:
@@ -165,7 +165,7 @@ def drawdown(equity: pd.Series) -> pd.Series:
     return equity / equity.cummax() - 1
 
 
-def metrics(result: BacktestResult) -> dict[str, float]:
+def metrics(result: BacktestResult) -> dict[str, float | int]:
     """total_return, cagr, sharpe, sortino, max_drawdown, calmar, win_rate, trades, exposure."""
     equity = result.equity_values
     if not len(equity):
@@ -190,6 +190,6 @@ def metrics(result: BacktestResult) -> dict[str, float]:
         "max_drawdown": max_drawdown,
         "calmar": float(cagr / -max_drawdown) if max_drawdown < 0 else float("nan"),
         "win_rate": float((trade_returns > 0).mean()) if len(trade_returns) else float("nan"),
-        "trades": float(len(trade_returns)),
+        "trades": len(trade_returns),
         "exposure": result.exposure,
     }

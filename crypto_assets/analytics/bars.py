@@ -141,3 +141,9 @@ def complete_bars_sql(bars_table: str, days: int | None = None) -> str:
         else ""
     )
     return f"select * from {bars_table} where is_complete{recent} order by open_time"
+
+
+def rows_since_sql(table: str, first: datetime) -> str:
+    """Rows of a table keyed by open_time, from ``first`` on, in time order."""
+    since = first.strftime(SQL_TIME)
+    return f"select * from {table} where open_time >= '{since}' order by open_time"

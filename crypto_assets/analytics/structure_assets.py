@@ -122,9 +122,7 @@ def _recent(warehouse: WarehouseResource, table: str, days: int) -> pd.DataFrame
 
 def _indicators_since(warehouse: WarehouseResource, timeframe: str, first: object) -> pd.DataFrame:
     table = warehouse.qualified_table(indicators_table(timeframe))
-    return warehouse.query_frame(
-        f"select * from {table} where open_time >= '{pd.Timestamp(first):%Y-%m-%d %H:%M:%S}'"
-    )
+    return warehouse.query_frame(bars.rows_since_sql(table, pd.Timestamp(first).to_pydatetime()))
 
 
 @dg.asset(
