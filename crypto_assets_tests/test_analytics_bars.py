@@ -2,9 +2,9 @@
 on DuckDB and on Snowflake (fakesnow), for 1m and 1h base tables."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import duckdb
-import fakesnow
 import numpy as np
 import pandas as pd
 import pytest
@@ -153,13 +153,12 @@ def test_a_1h_base_table_gives_the_same_daily_indicators_as_1m() -> None:
     assert daily_from_minutes["macd_signal"].notna().sum() == 40 - 33
 
 
-def test_bars_sql_runs_on_snowflake() -> None:
+def test_bars_sql_runs_on_snowflake(fakesnow_server: dict[str, Any]) -> None:
     """The same statements in Snowflake's dialect, through fakesnow's server and the real
     connector, against the tables sql/ creates, filled with test_sql_scripts' two days."""
     candles = pd.DataFrame(CANDLES).rename(columns=str.lower)
     with (
-        fakesnow.server(session_parameters={"FAKESNOW_DB_PATH": ":isolated:"}) as kwargs,
-        connect(kwargs) as connection,
+        connect(fakesnow_server) as connection,
         connection.cursor() as cursor,
     ):
         cursor.execute("create database cryptodb")

@@ -21,7 +21,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import fakesnow
 import pytest
 import snowflake.connector
 import sqlglot
@@ -241,13 +240,6 @@ def run_scripts(conn: SnowflakeConnection) -> ScriptRun:
                     pytest.fail(f"{path.name}: fakesnow failed on {kind}: {error}\n{statement}")
                 run.executed.append((path.name, kind))
     return run
-
-
-@pytest.fixture(scope="module")
-def fakesnow_server() -> Iterator[dict[str, Any]]:
-    # :isolated: gives every connection its own in-memory database, unshared with other tests.
-    with fakesnow.server(session_parameters={"FAKESNOW_DB_PATH": ":isolated:"}) as kwargs:
-        yield kwargs
 
 
 def connect(server_kwargs: dict[str, Any]) -> SnowflakeConnection:
