@@ -8,7 +8,9 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import matplotlib.image
@@ -18,11 +20,7 @@ import pytest
 from crypto_assets.analytics.assets import btcusdt_bars
 from crypto_assets.analytics.charts import candlestick_chart, equity_chart
 from crypto_assets.resources import local_resources
-from crypto_assets_tests.analytics_data import (
-    load_base_table,
-    materialize_analytics,
-    read_table,
-)
+from crypto_assets_tests.analytics_data import load_base_table, read_table
 from crypto_assets_tests.conftest import synthetic_days
 from crypto_assets_tests.lineage import LINEAGE
 
@@ -55,19 +53,63 @@ def png_size(png: bytes) -> tuple[int, int]:
     return pixels.shape[1], pixels.shape[0]
 
 
+@dataclass
+class Analysed:
+    """A warehouse of DAYS days, analysed by ``crypto-assets analytics`` in a child process."""
+
+    home: Path
+    dagster_home: Path
+    stdout: str
+
+    def metadata(self, asset: str) -> dict[str, Any]:
+        """The latest materialization's metadata, as the UI reads it from the instance."""
+        with dg.DagsterInstance.from_config(str(self.dagster_home)) as instance:
+            event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+        assert event is not None and event.asset_materialization is not None, asset
+        return dict(event.asset_materialization.metadata)
+
+    def runs(self) -> list[dg.DagsterRun]:
+        with dg.DagsterInstance.from_config(str(self.dagster_home)) as instance:
+            return list(instance.get_runs())
+
+
 @pytest.fixture(scope="module")
-def analysed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dg.ExecuteInProcessResult]:
-    home = tmp_path_factory.mktemp("analytics")
+def analysed(tmp_path_factory: pytest.TempPathFactory) -> Analysed:
+    """What a user gets from `make analytics`: one Dagster run recorded in DAGSTER_HOME."""
+    work = tmp_path_factory.mktemp("analytics")
+    home, dagster_home = work / "data", work / "dagster_home"
+    home.mkdir()
+    dagster_home.mkdir()
     load_base_table(home, synthetic_days("2024-01-01", DAYS), "1m")
-    result = materialize_analytics(
-        local_resources({"CRYPTO_ASSETS_HOME": str(home)}), "2024-01-01", "2024-01-08"
+    env = {
+        **os.environ,
+        "CRYPTO_ASSETS_ENV": "local",
+        "CRYPTO_ASSETS_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
+        "PYTHONPATH": str(ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "crypto_assets.cli", "analytics"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
-    return home, result
+    assert done.returncode == 0, done.stderr[-3000:]
+    return Analysed(home, dagster_home, done.stdout)
 
 
-def test_every_contract_table_holds_its_columns(analysed) -> None:
-    home, result = analysed
-    assert result.success
+def test_the_analytics_command_records_one_run_over_the_days_loaded(analysed: Analysed) -> None:
+    assert f"Analytics over 2024-01-01..2024-01-0{DAYS}: run" in analysed.stdout
+    runs = analysed.runs()
+    assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS]
+    assert runs[0].tags["dagster/asset_partition_range_start"] == "2024-01-01"
+    assert runs[0].tags["dagster/asset_partition_range_end"] == f"2024-01-0{DAYS}"
+
+
+def test_every_contract_table_holds_its_columns(analysed: Analysed) -> None:
+    home = analysed.home
     for table, columns in CONTRACT.items():
         frame = read_table(home, table)
         assert set(columns.split()) <= set(frame.columns), table
@@ -85,9 +127,9 @@ def test_every_contract_table_holds_its_columns(analysed) -> None:
     assert set(backtests["timeframe"]) == {"1d", "1h"}
 
 
-def test_charts_are_attached_and_written_to_the_artifacts_zone(analysed) -> None:
-    home, result = analysed
-    charts = result.asset_materializations_for_node("btcusdt_market_charts")[0].metadata
+def test_charts_are_attached_and_written_to_the_artifacts_zone(analysed: Analysed) -> None:
+    home = analysed.home
+    charts = analysed.metadata("btcusdt_market_charts")
     for timeframe in ("1d", "1h"):
         markdown = charts[f"chart_{timeframe}"].value
         match = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)
@@ -98,27 +140,24 @@ def test_charts_are_attached_and_written_to_the_artifacts_zone(analysed) -> None
         path = Path(charts[f"chart_{timeframe}_path"].value)
         assert path == home / "artifacts" / "charts" / f"btcusdt_{timeframe}.png"
         assert path.read_bytes() == png
-    backtests = {
-        event.asset_key.to_user_string(): event.metadata
-        for event in result.asset_materializations_for_node("btcusdt_backtests")
-    }["btcusdt_backtests"]
+    backtests = analysed.metadata("btcusdt_backtests")
     assert Path(backtests["equity_chart_path"].value).exists()
     assert isinstance(backtests["oos_buy_and_hold_total_return"].value, float)
 
 
-def test_numeric_results_are_float_metadata(analysed) -> None:
-    home, result = analysed
-    hourly = result.asset_materializations_for_node("btcusdt_indicators_1h")[0].metadata
+def test_numeric_results_are_float_metadata(analysed: Analysed) -> None:
+    home = analysed.home
+    hourly = analysed.metadata("btcusdt_indicators_1h")
     table = read_table(home, "btcusdt_indicators_1h").sort_values("open_time")
     assert hourly["close"].value == table["close"].iloc[-1]
     assert hourly["rsi_14"].value == pytest.approx(table["rsi_14"].iloc[-1])
-    profile = result.asset_materializations_for_node("btcusdt_volume_profile")[0].metadata
+    profile = analysed.metadata("btcusdt_volume_profile")
     bins = read_table(home, "btcusdt_volume_profile")
     assert profile["point_of_control"].value == bins.loc[bins["volume"].idxmax(), "price"]
 
 
-def test_rebuilding_one_day_replaces_its_bars(analysed) -> None:
-    home, _ = analysed
+def test_rebuilding_one_day_replaces_its_bars(analysed: Analysed) -> None:
+    home = analysed.home
     before = read_table(home, "btcusdt_1h")
     result = dg.materialize(
         [*LINEAGE, btcusdt_bars],
@@ -157,32 +196,3 @@ def test_pure_charts_decode_with_the_expected_size() -> None:
     equity = pd.Series([1.0, 1.1, 0.9], index=times[:3])
     png = equity_chart({"buy_and_hold": equity, "sma_cross": equity * 1.01}, "test")
     assert png_size(png) == (1200, 700) and len(png) < MAX_PNG_BYTES
-
-
-def test_the_analytics_command_runs_through_dagster(tmp_path: Path) -> None:
-    home, dagster_home = tmp_path / "data", tmp_path / "dagster_home"
-    home.mkdir()
-    dagster_home.mkdir()
-    load_base_table(home, synthetic_days("2024-02-01", 3), "1m")
-    env = {
-        **os.environ,
-        "CRYPTO_ASSETS_ENV": "local",
-        "CRYPTO_ASSETS_HOME": str(home),
-        "DAGSTER_HOME": str(dagster_home),
-        "PYTHONPATH": str(ROOT),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "crypto_assets.cli", "analytics"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Analytics over 2024-02-01..2024-02-03: run" in done.stdout
-    assert len(read_table(home, "btcusdt_1d")) == 3
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        runs = instance.get_runs()
-    assert [run.status for run in runs] == [dg.DagsterRunStatus.SUCCESS]
-    assert runs[0].tags["dagster/asset_partition_range_end"] == "2024-02-03"

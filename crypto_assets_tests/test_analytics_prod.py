@@ -55,20 +55,20 @@ def test_prod_analytics_write_snowflake_tables_and_s3_charts(
     prod_env, fake_snowflake, synthetic_rows
 ):
     resources = prod_resources(prod_env)
-    assert materialize_days(resources, "2024-01-01", "2024-01-03").success
+    assert materialize_days(resources, "2024-01-01", "2024-01-02").success
     without_backtests = [asset for asset in ANALYTICS_ASSETS if asset is not btcusdt_backtests]
-    result = materialize_analytics(resources, "2024-01-01", "2024-01-03", assets=without_backtests)
+    result = materialize_analytics(resources, "2024-01-01", "2024-01-02", assets=without_backtests)
     assert result.success
 
     daily = query("SELECT * FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT_1D ORDER BY OPEN_TIME")
-    assert daily["CANDLE_COUNT"].tolist() == [1440, 1440, 1440]
+    assert daily["CANDLE_COUNT"].tolist() == [1440, 1440]
     second_day = synthetic_rows[1440:2880]
     assert daily["OPEN"].iloc[1] == float(second_day[0][1])
     assert daily["CLOSE"].iloc[1] == float(second_day[-1][4])
     assert daily["HIGH"].iloc[1] == max(float(row[2]) for row in second_day)
-    assert len(query("SELECT * FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT_4H")) == 18
+    assert len(query("SELECT * FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT_4H")) == 12
     hourly = query("SELECT * FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT_INDICATORS_1H ORDER BY OPEN_TIME")
-    assert len(hourly) == 72 and hourly["RSI_14"].notna().sum() == 72 - 14
+    assert len(hourly) == 48 and hourly["RSI_14"].notna().sum() == 48 - 14
     profile = query("SELECT * FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT_VOLUME_PROFILE")
     assert profile["IS_POC"].sum() == 1
 
