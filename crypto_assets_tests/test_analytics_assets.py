@@ -135,7 +135,7 @@ def test_charts_are_attached_and_written_to_the_artifacts_zone(analysed: Analyse
         match = re.fullmatch(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown)
         assert match, markdown[:80]
         png = base64.b64decode(match.group(1))
-        assert png_size(png) == (1200, 800)
+        assert png_size(png) == (1000, 700)
         assert len(png) < MAX_PNG_BYTES
         path = Path(charts[f"chart_{timeframe}_path"].value)
         assert path == home / "artifacts" / "charts" / f"btcusdt_{timeframe}.png"
@@ -195,4 +195,4 @@ def test_pure_charts_decode_with_the_expected_size() -> None:
     assert png_size(png) == (800, 600) and len(png) < MAX_PNG_BYTES
     equity = pd.Series([1.0, 1.1, 0.9], index=times[:3])
     png = equity_chart({"buy_and_hold": equity, "sma_cross": equity * 1.01}, "test")
-    assert png_size(png) == (1200, 700) and len(png) < MAX_PNG_BYTES
+    assert png_size(png) == (1000, 600) and len(png) < MAX_PNG_BYTES
