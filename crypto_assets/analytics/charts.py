@@ -94,7 +94,8 @@ def candlestick_chart(
         )
     price.set_title(title)
     price.set_ylabel("price (USDT)")
-    price.legend(loc="best", fontsize=8)
+    if price.get_legend_handles_labels()[0]:  # no overlay without indicators
+        price.legend(loc="best", fontsize=8)
     price.grid(alpha=0.3)
 
     volume.bar(times, frame["volume"], width=width, color=colors)
