@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CRYPTO_ASSETS_HOME)/dagster_home
 DATE ?= $(shell date -u -d yesterday +%Y-%m-%d)
 ASSETS := raw_klines,clean_klines,snowflake_btcusdt
 
-.PHONY: setup run stack dashboard materialize backfill test lint format clean
+.PHONY: setup run stack dashboard materialize backfill analytics test lint format clean
 
 $(BIN)/dagster: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ materialize: setup $(DAGSTER_HOME)/dagster.yaml
 backfill: setup $(DAGSTER_HOME)/dagster.yaml
 	@test -n "$(START)" -a -n "$(END)" || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD"; exit 2; }
 	$(BIN)/dagster asset materialize -m crypto_assets.definitions --select '$(ASSETS)' --partition-range '$(START)...$(END)'
+
+## Every analytics asset (bars, indicators, levels, volume profile, backtests, charts) over the
+## days the warehouse holds, as one run the UI shows.
+analytics: setup $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/crypto-assets analytics
 
 test: setup
 	$(BIN)/pytest

@@ -6,7 +6,7 @@ step would add seconds of start-up to every run and parallelise nothing.
 
 import dagster as dg
 
-from crypto_assets.analytics.assets import daily_indicators
+from crypto_assets.analytics.definitions import ANALYTICS_ASSETS, analytics_automation_sensor
 from crypto_assets.automation.alerts import failure_alerts_sensor
 from crypto_assets.automation.jobs import kline_lineage_job
 from crypto_assets.automation.schedules import daily_klines_schedule
@@ -22,11 +22,16 @@ from crypto_assets.resources import resources_for
 from crypto_assets.settings import environment_name
 
 defs = dg.Definitions(
-    assets=[raw_klines, clean_klines, snowflake_btcusdt, daily_indicators],
+    assets=[raw_klines, clean_klines, snowflake_btcusdt, *ANALYTICS_ASSETS],
     asset_checks=[ohlc_checks, warehouse_matches_clean_klines, *freshness_checks],
     jobs=[kline_lineage_job],
     schedules=[daily_klines_schedule],
-    sensors=[fresh_klines_sensor, failure_alerts_sensor, freshness_checks_sensor],
+    sensors=[
+        fresh_klines_sensor,
+        failure_alerts_sensor,
+        freshness_checks_sensor,
+        analytics_automation_sensor,
+    ],
     resources=resources_for(environment_name()),
     executor=dg.in_process_executor,
 )

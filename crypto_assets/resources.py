@@ -4,7 +4,9 @@
 - ``raw_io_manager`` / ``transformed_io_manager``: Parquet zones (local folders, or S3 buckets);
 - ``warehouse_io_manager``: DuckDB file ``cryptodb`` locally, Snowflake in prod;
 - ``warehouse``: read-only SQL against the same warehouse, for checks;
-- ``notifier``: where alerts go (the log always; Slack and a webhook when configured).
+- ``notifier``: where alerts go (the log always; Slack and a webhook when configured);
+- ``artifacts``: the artifacts zone for charts (local ``data/artifacts``, or an S3 prefix:
+  ``CRYPTO_ASSETS_ARTIFACTS_BUCKET``, else the transformed bucket, under ``artifacts/``).
 
 Prod settings and secrets come from environment variables through ``dg.EnvVar``; a missing
 required one stops the load with its name, instead of failing late inside a run.
@@ -20,6 +22,7 @@ from dagster_duckdb import DuckDBResource
 from crypto_assets.automation.alerts import notifier_resource
 from crypto_assets.klines.resources import binance_resource
 from crypto_assets.settings import SettingsError, local_home
+from crypto_assets.storage.artifacts import LocalArtifacts, S3Artifacts
 from crypto_assets.storage.parquet import LocalKlinesIOManager
 from crypto_assets.storage.warehouse_duckdb import DuckDBWarehouse, DuckDBWarehouseIOManager
 
@@ -36,6 +39,7 @@ def local_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     return {
         "binance": binance_resource(environ),
         "notifier": notifier_resource(environ),
+        "artifacts": LocalArtifacts(base_dir=str(home / "artifacts")),
         "raw_io_manager": LocalKlinesIOManager(base_dir=str(home / "raw")),
         "transformed_io_manager": LocalKlinesIOManager(base_dir=str(home / "transformed")),
         "warehouse_io_manager": DuckDBWarehouseIOManager(
@@ -110,6 +114,16 @@ def prod_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     return {
         "binance": binance_resource(environ),
         "notifier": notifier_resource(environ),
+        "artifacts": S3Artifacts(
+            bucket=dg.EnvVar(
+                "CRYPTO_ASSETS_ARTIFACTS_BUCKET"
+                if environ.get("CRYPTO_ASSETS_ARTIFACTS_BUCKET")
+                else "CRYPTO_ASSETS_TRANSFORMED_BUCKET"
+            ),
+            prefix="artifacts",
+            region_name=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
+            endpoint_url=environ.get("AWS_ENDPOINT_URL_S3") or None,
+        ),
         "raw_io_manager": S3KlinesIOManager(
             s3=s3, bucket=dg.EnvVar("CRYPTO_ASSETS_RAW_BUCKET"), server_side_encryption=sse
         ),

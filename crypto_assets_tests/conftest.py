@@ -2,8 +2,10 @@
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
+import fakesnow
 import pytest
 
 from crypto_assets.klines.frames import day_start_ms
@@ -47,3 +49,12 @@ def synthetic_standin(synthetic_rows: list[list]) -> Iterator[BinanceStandIn]:
 def instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as test_instance:
         yield test_instance
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server() -> Iterator[dict[str, Any]]:
+    """fakesnow's server mode, once per session: calling ``fakesnow.server()`` imports the module
+    ``fakesnow.server``, which then shadows the function, so a second call in the same process
+    fails. ``:isolated:`` gives every connection its own in-memory database."""
+    with fakesnow.server(session_parameters={"FAKESNOW_DB_PATH": ":isolated:"}) as kwargs:
+        yield kwargs

@@ -9,7 +9,9 @@ a. one day of the whole lineage, launched as a run of the ``kline_lineage`` job;
 b. a 7-day backfill of the three assets, which their single-run policy makes one run;
 c. the fresh-data sensor and the daily schedule turned on; a sensor tick launches a run;
 d. a day with a corrupted candle: its blocking check fails, and the alert reaches the webhook
-   once per failed check.
+   once per failed check;
+e. nobody launches analytics: the daemon's analytics_automation_sensor rebuilds the loaded day's
+   bars, then the indicators and backtests.
 
 Then headless Chromium renders the asset lineage, the catalog and the asset pages with the checks
 and partitions (screenshots land in artifacts/screenshots/). Before all of it, a first test
@@ -683,6 +685,44 @@ def test_alerts_are_not_repeated_on_the_next_tick(day: Stack) -> None:
     assert len(run_alerts) == 1, run_alerts
     keys = [(b["kind"], b["check"], b["partition"], b["run_id"]) for b in day.receiver.bodies]
     assert len(keys) == len(set(keys)), f"repeated alerts: {keys}"
+
+
+# -- e. the analytics, refreshed by the daemon -----------------------------------------------------
+
+
+def test_a_loaded_day_refreshes_the_analytics_without_a_person(day: Stack) -> None:
+    """Nobody launches analytics here: the daemon's analytics_automation_sensor sees the day's
+    warehouse load and rebuilds that day's bars, then the indicators and backtests."""
+    run = day.wait_for_run(day.launched["one_day_run"], timeout=150)
+    assert run["status"] == "SUCCESS", run
+
+    def analytics_of_the_day() -> tuple[Any, ...] | None:
+        try:
+            with duckdb.connect(str(day.warehouse), read_only=True) as connection:
+                return connection.execute(
+                    "SELECT b.candle_count, b.close, i.close, i.obv,"
+                    " (SELECT count(*) FROM cryptodb.cryptoschema.btcusdt_backtests)"
+                    " FROM cryptodb.cryptoschema.btcusdt_1d b"
+                    " JOIN cryptodb.cryptoschema.btcusdt_indicators_1d i USING (open_time)"
+                    f" WHERE b.open_time = '{ONE_DAY}'"
+                ).fetchone()
+        except duckdb.Error:  # not created yet, or a run holds the file
+            return None
+
+    candle_count, bar_close, indicator_close, obv, backtests = wait_until(
+        f"the analytics of {ONE_DAY}", analytics_of_the_day, 300, day.gql, every=3
+    )
+    last_open_ms = int(TODAY.timestamp() * 1000) - 8 * DAY_MS - 60_000  # ONE_DAY's 23:59
+    last_candle = next(candle for candle in day.candles if candle[0] == last_open_ms)
+    assert candle_count == ROWS_PER_DAY
+    assert bar_close == indicator_close == float(last_candle[4])
+    assert obv is not None and backtests > 0
+    automated = day.gql(
+        """{ runsOrError(filter: {tags: [{key: "dagster/sensor_name",
+                                          value: "analytics_automation_sensor"}]}) {
+               __typename ... on Runs { results { runId status } } } }"""
+    )["runsOrError"]["results"]
+    assert automated and all(run["status"] != "FAILURE" for run in automated), automated
 
 
 # -- the UI in a real browser ---------------------------------------------------------------------

@@ -5,8 +5,8 @@ numeric order against fakesnow's server mode (a local HTTP server that the real
 snowflake-connector-python talks to, backed by DuckDB). Statements fakesnow cannot emulate are
 skipped only through FAKESNOW_UNSUPPORTED below, which names each kind and why; anything else that
 fails, fails the test. Two synthetic days of 1m candles then go into BTCUSDT, and the capstone
-check, the verification queries and the hourly/daily views are checked against values computed
-here in Python.
+check and the verification queries are checked against values computed here in Python (the
+analytics bars built from BTCUSDT are checked in test_analytics_snowflake.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import fakesnow
 import pytest
 import snowflake.connector
 import sqlglot
@@ -61,7 +60,6 @@ MUST_RUN = {
     "CREATE TABLE",
     "CREATE FILE FORMAT",
     "CREATE STAGE",
-    "CREATE VIEW",
     "SELECT",
 }
 
@@ -200,7 +198,7 @@ def insert_candles(conn: SnowflakeConnection, rows: list[dict[str, Any]]) -> Non
 
     fakesnow pushes every statement through many sqlglot rewrites, so a 2,880-row VALUES list or
     executemany takes ~10 s there; FLATTEN over a bound PARSE_JSON is standard Snowflake and takes
-    well under a second. Shuffling makes the views prove they order by OPEN_TIME, not by arrival.
+    well under a second. Shuffling makes queries prove they order by OPEN_TIME, not by arrival.
     """
     columns = list(rows[0])
     shuffled = random.Random(1).sample(rows, len(rows))
@@ -242,13 +240,6 @@ def run_scripts(conn: SnowflakeConnection) -> ScriptRun:
                     pytest.fail(f"{path.name}: fakesnow failed on {kind}: {error}\n{statement}")
                 run.executed.append((path.name, kind))
     return run
-
-
-@pytest.fixture(scope="module")
-def fakesnow_server() -> Iterator[dict[str, Any]]:
-    # :isolated: gives every connection its own in-memory database, unshared with other tests.
-    with fakesnow.server(session_parameters={"FAKESNOW_DB_PATH": ":isolated:"}) as kwargs:
-        yield kwargs
 
 
 def connect(server_kwargs: dict[str, Any]) -> SnowflakeConnection:
@@ -341,56 +332,3 @@ def test_verify_duplicates_and_incomplete_days(fakesnow_server: dict[str, Any]) 
         ]
     finally:
         state.conn.close()
-
-
-def expected_bucket(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    ordered = sorted(rows, key=lambda row: row["OPEN_TIME"])
-    high = max(row["HIGH"] for row in rows)
-    low = min(row["LOW"] for row in rows)
-    return {
-        "SYMBOL": "BTCUSDT",
-        "OPEN": ordered[0]["OPEN"],
-        "HIGH": high,
-        "LOW": low,
-        "CLOSE": ordered[-1]["CLOSE"],
-        "VOLUME": pytest.approx(sum(row["VOLUME"] for row in rows)),
-        "QUOTE_ASSET_VOLUME": pytest.approx(sum(row["QUOTE_ASSET_VOLUME"] for row in rows)),
-        "NUM_TRADES": sum(row["NUM_TRADES"] for row in rows),
-        "TAKER_BASE_VOL": pytest.approx(sum(row["TAKER_BASE_VOL"] for row in rows)),
-        "TAKER_QUOTE_VOL": pytest.approx(sum(row["TAKER_QUOTE_VOL"] for row in rows)),
-        "PRICE_DIFF": pytest.approx(high - low),
-        "PRICE_CHANGE": pytest.approx(ordered[-1]["CLOSE"] - ordered[0]["OPEN"]),
-        "CANDLE_COUNT": len(rows),
-    }
-
-
-def test_daily_view(loaded: Loaded) -> None:
-    rows = loaded.query("SELECT * FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT_1D ORDER BY DAY")
-    assert len(rows) == DAYS
-    capstone_columns = [
-        "OPEN",
-        "HIGH",
-        "LOW",
-        "CLOSE",
-        "VOLUME",
-        "QUOTE_ASSET_VOLUME",
-        "NUM_TRADES",
-        "TAKER_BASE_VOL",
-        "TAKER_QUOTE_VOL",
-        "PRICE_DIFF",
-        "PRICE_CHANGE",
-    ]
-    assert set(capstone_columns) | {"DAY"} <= set(rows[0])
-    for day_index, row in enumerate(rows):
-        day_rows = CANDLES[day_index * CANDLES_PER_DAY : (day_index + 1) * CANDLES_PER_DAY]
-        assert row["DAY"] == (FIRST_DAY + timedelta(days=day_index)).date()
-        assert {k: v for k, v in row.items() if k != "DAY"} == expected_bucket(day_rows)
-
-
-def test_hourly_view(loaded: Loaded) -> None:
-    rows = loaded.query("SELECT * FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT_1H ORDER BY HOUR_START")
-    assert len(rows) == DAYS * 24
-    for hour_index, row in enumerate(rows):
-        hour_rows = CANDLES[hour_index * 60 : (hour_index + 1) * 60]
-        assert row["HOUR_START"] == FIRST_DAY + timedelta(hours=hour_index)
-        assert {k: v for k, v in row.items() if k != "HOUR_START"} == expected_bucket(hour_rows)

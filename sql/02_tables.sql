@@ -7,7 +7,8 @@
 -- Needs  : 00_warehouse_database_schema.sql. Idempotent: CREATE TABLE IF NOT
 --          EXISTS never touches an existing table or its rows. Never turn this
 --          into CREATE OR REPLACE: that drops every loaded candle.
--- Next   : 03_storage_integration_and_stage.sql (only needed for Snowpipe).
+-- Next   : 03_storage_integration_and_stage.sql (only needed for Snowpipe),
+--          05_analytics_tables.sql (the analysis layer's tables).
 --
 -- Column names are the ones write_pandas sends (quote_identifiers=True with
 -- UPPERCASE names), so unquoted identifiers here resolve to the same columns.
@@ -51,28 +52,3 @@ CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT (
     TAKER_BUY_RATIO    FLOAT                  COMMENT 'TAKER_BASE_VOL / VOLUME; NULL when VOLUME = 0'
 )
 COMMENT = 'Binance BTC/USDT 1m klines, one row per candle. All timestamps are UTC (TIMESTAMP_NTZ holding UTC). Written by the Dagster SnowflakePandasIOManager: re-materializing a day deletes the rows of that day by OPEN_TIME range and inserts them again.';
-
--- The daily_indicators asset (group analytics) rewrites this table whole each time it runs:
--- the newest 400 daily bars resampled from BTCUSDT, with the indicators traders look at first.
-CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_DAILY_INDICATORS (
-    DAY                TIMESTAMP_NTZ NOT NULL COMMENT 'UTC day the bar covers (midnight UTC)',
-    SYMBOL             VARCHAR                COMMENT 'Binance symbol, e.g. BTCUSDT',
-    OPEN               FLOAT                  COMMENT 'First 1m open of the day',
-    HIGH               FLOAT                  COMMENT 'Highest 1m high of the day',
-    LOW                FLOAT                  COMMENT 'Lowest 1m low of the day',
-    CLOSE              FLOAT                  COMMENT 'Last 1m close of the day',
-    VOLUME             FLOAT                  COMMENT 'Base asset volume (BTC)',
-    QUOTE_ASSET_VOLUME FLOAT                  COMMENT 'Quote asset volume (USDT)',
-    NUM_TRADES         NUMBER(38, 0)          COMMENT 'Trades in the day',
-    CANDLE_COUNT       NUMBER(38, 0)          COMMENT '1m candles in the day (1440 when complete)',
-    DAILY_RETURN       FLOAT                  COMMENT 'CLOSE / previous CLOSE - 1',
-    SMA_7              FLOAT                  COMMENT 'Simple moving average of CLOSE, 7 days',
-    SMA_30             FLOAT                  COMMENT 'Simple moving average of CLOSE, 30 days',
-    EMA_12             FLOAT                  COMMENT 'Exponential moving average of CLOSE, span 12',
-    EMA_26             FLOAT                  COMMENT 'Exponential moving average of CLOSE, span 26',
-    MACD               FLOAT                  COMMENT 'EMA_12 - EMA_26',
-    MACD_SIGNAL        FLOAT                  COMMENT 'EMA of MACD, span 9',
-    RSI_14             FLOAT                  COMMENT 'Wilder RSI, 14 days',
-    VOLATILITY_30D     FLOAT                  COMMENT 'Annualised std of daily log returns, 30 days'
-)
-COMMENT = 'Daily bars and indicators derived from BTCUSDT by the daily_indicators asset; rewritten whole on every run.';

@@ -10,7 +10,7 @@
 --          s3://<transformed-bucket>/klines/.
 --          Replace the placeholders <account-id> and <transformed-bucket>
 --          before running. Idempotent: IF NOT EXISTS everywhere.
--- Next   : 04_snowpipe.sql (optional) / 05_views.sql
+-- Next   : 04_snowpipe.sql (optional) / 05_analytics_tables.sql
 --
 -- Credentials: the capstone project this replaces pasted AWS access keys into
 -- CREATE STAGE ... CREDENTIALS = (AWS_KEY_ID = ... AWS_SECRET_KEY = ...).

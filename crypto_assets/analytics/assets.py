@@ -1,47 +1,127 @@
-"""Analytics assets: computed from the warehouse, so they run the same on DuckDB and Snowflake."""
+"""Bars per timeframe and their indicators, computed from the warehouse, so they run the same on
+DuckDB and Snowflake.
+
+Bars are partitioned by day like the lineage: a loaded day rebuilds its own buckets inside the
+warehouse (DELETE + INSERT ... SELECT), never pulling candles into Python. Indicators read the
+complete bars of the whole history (tens of thousands of rows at most) and use TA-Lib.
+"""
+
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pandas as pd
 
-from crypto_assets.analytics import indicators
-from crypto_assets.analytics.indicators import INDICATOR_COLUMNS, daily_bars_sql, summary_markdown
+from crypto_assets.analytics import bars, indicators
 from crypto_assets.klines.assets import snowflake_btcusdt
+from crypto_assets.klines.partitions import daily_partitions
 from crypto_assets.settings import KLINES
+from crypto_assets.sources.binance_rest import INTERVAL_MS
 from crypto_assets.storage.warehouse import TABLE_METADATA_KEY, WarehouseResource
 
 ANALYTICS_GROUP = "analytics"
-INDICATOR_HISTORY_DAYS = 400
-"""Enough daily bars for a year of indicators with their 30-day windows filled."""
+REFRESH = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+"""Rebuild as soon as a day of the warehouse (any day, not only today's) is loaded again."""
+UNPARTITIONED_REFRESH = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("rebuild after the bars")
+"""eager() without its "no dependency missing": these read every day of the bars, and most days
+since the symbol's first trading day are never loaded."""
+HOURS_PER_YEAR = 365 * 24
+
+
+def bars_table(timeframe: str) -> str:
+    return f"{KLINES.table}_{timeframe}"
+
+
+def indicators_table(timeframe: str) -> str:
+    return f"{KLINES.table}_indicators_{timeframe}"
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+BAR_TIMEFRAMES = tuple(bars.TIMEFRAMES)
 
 
 @dg.asset(
+    name=f"{KLINES.table}_bars",
     deps=[snowflake_btcusdt],
-    io_manager_key="warehouse_io_manager",
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=ANALYTICS_GROUP,
-    kinds={"pandas"},
+    kinds={"sql"},
+    automation_condition=REFRESH,
     metadata={
-        TABLE_METADATA_KEY: f"{KLINES.table}_daily_indicators",
+        "tables": ", ".join(bars_table(timeframe) for timeframe in BAR_TIMEFRAMES),
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name) for name in INDICATOR_COLUMNS]
+            columns=[dg.TableColumn(name) for name in bars.BAR_COLUMNS]
         ),
     },
-    automation_condition=dg.AutomationCondition.on_cron("20 0 * * *", "UTC"),
+    description=f"{KLINES.symbol} bars of 1h, 4h and 1d (tables {KLINES.table}_1h, _4h, _1d)"
+    " resampled from the base table inside the warehouse; is_complete is false for a bucket"
+    " not yet whole (e.g. today's). One asset for the three tables: Dagster records every"
+    " partition of every asset, so three would triple the cost of a long range.",
 )
-def daily_indicators(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
-    """Daily bars of the last 400 days with returns, SMA/EMA, MACD, RSI and volatility."""
-    bars = warehouse.query_frame(
-        daily_bars_sql(warehouse.qualified_table(KLINES.table), INDICATOR_HISTORY_DAYS)
+def btcusdt_bars(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    base = warehouse.qualified_table(KLINES.table)
+    window = context.partition_time_window
+    start, end = _naive_utc(window.start), _naive_utc(window.end)
+    newest = warehouse.query(bars.newest_open_time_sql(base))[0][0]
+    if newest is None:
+        raise dg.Failure(f"{base} holds no candles yet: load the kline lineage first.")
+    data_end = pd.Timestamp(newest).to_pydatetime() + timedelta(
+        milliseconds=INTERVAL_MS[KLINES.interval]
     )
-    frame = indicators.daily_indicators(bars)
-    latest = frame.iloc[-1] if len(frame) else None
-    return dg.Output(
-        frame,
+    metadata: dict[str, object] = {"data_end": str(data_end)}
+    for timeframe in BAR_TIMEFRAMES:
+        target = warehouse.qualified_table(bars_table(timeframe))
+        rebuild = bars.bars_rebuild(
+            base, target, timeframe, warehouse.dialect, start, end, data_end
+        )
+        warehouse.execute([rebuild.create], rebuild.replace)
+        count, complete = warehouse.query(bars.bars_written_sql(target, start, end))[0]
+        metadata[f"bars_{timeframe}"] = int(count)
+        metadata[f"complete_bars_{timeframe}"] = int(complete or 0)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _indicators_asset(timeframe: str, periods_per_year: int) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=indicators_table(timeframe),
+        deps=[btcusdt_bars],
+        io_manager_key="warehouse_io_manager",
+        group_name=ANALYTICS_GROUP,
+        kinds={"pandas"},
+        automation_condition=UNPARTITIONED_REFRESH,
         metadata={
-            "last_14_days": dg.MetadataValue.md(summary_markdown(frame)),
-            **{
-                name: float(latest[name])
-                for name in ("close", "sma_30", "rsi_14", "volatility_30d")
-                if latest is not None and pd.notna(latest[name])
-            },
+            TABLE_METADATA_KEY: indicators_table(timeframe),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name) for name in indicators.INDICATOR_COLUMNS]
+            ),
         },
+        description=f"TA-Lib indicators on every complete {timeframe} bar of the history.",
     )
+    def indicators_asset(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+        frame = warehouse.query_frame(
+            bars.complete_bars_sql(warehouse.qualified_table(bars_table(timeframe)))
+        )
+        table = indicators.indicators(frame, periods_per_year)
+        return dg.Output(
+            table,
+            metadata={
+                "rows": len(table),
+                f"last_{timeframe}_bars": dg.MetadataValue.md(indicators.summary_markdown(table)),
+                **indicators.latest_values(table),
+            },
+        )
+
+    return indicators_asset
+
+
+btcusdt_indicators_1h = _indicators_asset("1h", HOURS_PER_YEAR)
+btcusdt_indicators_1d = _indicators_asset("1d", 365)

@@ -130,9 +130,31 @@ class WarehouseResource(dg.ConfigurableResource, ABC):
     @abstractmethod
     def query(self, sql: str) -> list[tuple[Any, ...]]: ...
 
+    def table_exists(self, table: str) -> bool:
+        """Whether the schema holds the table yet (an asset that wrote no rows creates none)."""
+        self.qualified_table(table)  # refuses anything but plain identifiers
+        return bool(
+            self.query(
+                "select count(*) from information_schema.tables"
+                f" where lower(table_schema) = lower('{self.schema_name}')"
+                f" and lower(table_name) = lower('{table}')"
+            )[0][0]
+        )
+
     @abstractmethod
     def query_frame(self, sql: str) -> pd.DataFrame:
         """The result as a DataFrame with lower-case column names."""
+
+    @property
+    @abstractmethod
+    def dialect(self) -> str:
+        """'duckdb' or 'snowflake', for the few expressions the two spell differently."""
+
+    @abstractmethod
+    def execute(self, setup: Sequence[str], transaction: Sequence[str]) -> None:
+        """Runs ``setup`` (e.g. CREATE TABLE IF NOT EXISTS) one by one, then ``transaction`` in
+        one transaction, rolled back whole if any statement fails: SQL that writes inside the
+        warehouse, so large tables are never pulled into Python."""
 
 
 def rows_per_day(

@@ -1,6 +1,6 @@
 """The local warehouse: a DuckDB file, loaded through Dagster's DuckDB pandas IO manager."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -112,3 +112,20 @@ class DuckDBWarehouse(WarehouseResource):
     def query_frame(self, sql: str) -> pd.DataFrame:
         with self.duckdb.get_connection() as connection:
             return connection.execute(sql).fetchdf()
+
+    @property
+    def dialect(self) -> str:
+        return "duckdb"
+
+    def execute(self, setup: Sequence[str], transaction: Sequence[str]) -> None:
+        with self.duckdb.get_connection() as connection:
+            for statement in setup:
+                connection.execute(statement)
+            connection.begin()
+            try:
+                for statement in transaction:
+                    connection.execute(statement)
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise

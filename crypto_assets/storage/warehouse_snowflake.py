@@ -5,6 +5,7 @@ Kept apart from warehouse_duckdb.py so local runs never import the Snowflake con
 """
 
 import uuid
+from collections.abc import Sequence
 from contextlib import closing
 from typing import Any
 
@@ -111,3 +112,20 @@ class SnowflakeWarehouse(WarehouseResource):
         with self.snowflake.get_connection() as connection, closing(connection.cursor()) as cursor:
             frame = cursor.execute(sql).fetch_pandas_all()
         return frame.rename(columns=str.lower)
+
+    @property
+    def dialect(self) -> str:
+        return "snowflake"
+
+    def execute(self, setup: Sequence[str], transaction: Sequence[str]) -> None:
+        with self.snowflake.get_connection() as connection, closing(connection.cursor()) as cursor:
+            for statement in setup:
+                cursor.execute(statement)
+            cursor.execute("BEGIN")
+            try:
+                for statement in transaction:
+                    cursor.execute(statement)
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise

@@ -1,13 +1,13 @@
 -- =============================================================================
--- 08_dashboard_role.sql
--- The read-only role the market dashboard (crypto-assets dashboard) connects with.
+-- 06_read_only_role.sql
+-- The read-only role the market dashboard (crypto-assets dashboard) and analysts
+-- connect with.
 --
 -- Run as : SECURITYADMIN (creates the role and grants privileges).
--- Needs  : 00_warehouse_database_schema.sql, 02_tables.sql (BTCUSDT), and the
---          analytics tables below, which the analytics assets create on their
---          first materialization: a GRANT on a table that does not exist fails,
---          so run this once they exist (rerun it after adding one; granting a
---          privilege the role already holds is a no-op).
+-- Needs  : 00_warehouse_database_schema.sql, 02_tables.sql (BTCUSDT) and
+--          05_analytics_tables.sql (the analytics tables): a GRANT on a table
+--          that does not exist fails. Rerun it after adding a table; granting a
+--          privilege the role already holds is a no-op.
 -- Next   : 90_verify.sql
 --
 -- What CRYPTO_DASHBOARD may do, and why (nothing more):

@@ -1,0 +1,205 @@
+-- =============================================================================
+-- 05_analytics_tables.sql
+-- The analysis layer's tables (Dagster group analytics); 06_read_only_role.sql
+-- grants the dashboard and analysts SELECT on them.
+--
+-- Run as : SYSADMIN (owns the tables; CRYPTO_PIPELINE writes them through the
+--          FUTURE TABLES grant of 01_role_and_grants.sql).
+-- Needs  : 00, 01 and 02. Idempotent: CREATE ... IF NOT EXISTS, and granting a
+--          privilege a role already holds is a no-op. Never CREATE OR REPLACE a
+--          table here: the bar tables are rebuilt day by day, not whole.
+-- Next   : 06_read_only_role.sql
+--
+-- Column names are the lower-case names the assets write, upper-cased as
+-- write_pandas sends them (quoted). "SAMPLE" and "START" are reserved words in
+-- Snowflake and "END" in DuckDB (fakesnow): quote them in queries too, e.g.
+--   SELECT "START", "END" FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS WHERE "SAMPLE" = 'full';
+-- Timestamps are TIMESTAMP_NTZ holding UTC, like BTCUSDT.
+--
+-- Upgrading a deployment that ran the former 05_views.sql: its views
+-- BTCUSDT_1H and BTCUSDT_1D have the names of two tables below. Drop them
+-- once, before running this script:
+--   DROP VIEW IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_1H;
+--   DROP VIEW IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_1D;
+-- The former BTCUSDT_DAILY_INDICATORS table is superseded by
+-- BTCUSDT_INDICATORS_1D and may be dropped.
+-- =============================================================================
+
+USE ROLE SYSADMIN;
+
+-- Bars resampled from BTCUSDT inside Snowflake (DELETE + INSERT ... SELECT per
+-- range of UTC days), one table per timeframe.
+CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_1H (
+    OPEN_TIME          TIMESTAMP_NTZ COMMENT 'Bucket start, UTC',
+    SYMBOL             VARCHAR       COMMENT 'Binance symbol',
+    OPEN               FLOAT         COMMENT 'Open of the first candle',
+    HIGH               FLOAT         COMMENT 'Highest high',
+    LOW                FLOAT         COMMENT 'Lowest low',
+    CLOSE              FLOAT         COMMENT 'Close of the last candle',
+    VOLUME             FLOAT         COMMENT 'Base asset volume (BTC)',
+    QUOTE_ASSET_VOLUME FLOAT         COMMENT 'Quote asset volume (USDT)',
+    NUM_TRADES         NUMBER(38, 0) COMMENT 'Trades',
+    TAKER_BASE_VOL     FLOAT         COMMENT 'Taker buy base volume',
+    TAKER_QUOTE_VOL    FLOAT         COMMENT 'Taker buy quote volume',
+    CANDLE_COUNT       NUMBER(38, 0) COMMENT 'Base candles in the bucket',
+    IS_COMPLETE        BOOLEAN       COMMENT 'FALSE while the bucket is not yet whole (e.g. today)'
+)
+COMMENT = 'BTCUSDT 1h bars resampled from BTCUSDT by the Dagster asset btcusdt_1h; rebuilt by UTC day.';
+
+CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_4H (
+    OPEN_TIME          TIMESTAMP_NTZ COMMENT 'Bucket start, UTC',
+    SYMBOL             VARCHAR       COMMENT 'Binance symbol',
+    OPEN               FLOAT         COMMENT 'Open of the first candle',
+    HIGH               FLOAT         COMMENT 'Highest high',
+    LOW                FLOAT         COMMENT 'Lowest low',
+    CLOSE              FLOAT         COMMENT 'Close of the last candle',
+    VOLUME             FLOAT         COMMENT 'Base asset volume (BTC)',
+    QUOTE_ASSET_VOLUME FLOAT         COMMENT 'Quote asset volume (USDT)',
+    NUM_TRADES         NUMBER(38, 0) COMMENT 'Trades',
+    TAKER_BASE_VOL     FLOAT         COMMENT 'Taker buy base volume',
+    TAKER_QUOTE_VOL    FLOAT         COMMENT 'Taker buy quote volume',
+    CANDLE_COUNT       NUMBER(38, 0) COMMENT 'Base candles in the bucket',
+    IS_COMPLETE        BOOLEAN       COMMENT 'FALSE while the bucket is not yet whole (e.g. today)'
+)
+COMMENT = 'BTCUSDT 4h bars resampled from BTCUSDT by the Dagster asset btcusdt_4h; rebuilt by UTC day.';
+
+CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_1D (
+    OPEN_TIME          TIMESTAMP_NTZ COMMENT 'Bucket start, UTC',
+    SYMBOL             VARCHAR       COMMENT 'Binance symbol',
+    OPEN               FLOAT         COMMENT 'Open of the first candle',
+    HIGH               FLOAT         COMMENT 'Highest high',
+    LOW                FLOAT         COMMENT 'Lowest low',
+    CLOSE              FLOAT         COMMENT 'Close of the last candle',
+    VOLUME             FLOAT         COMMENT 'Base asset volume (BTC)',
+    QUOTE_ASSET_VOLUME FLOAT         COMMENT 'Quote asset volume (USDT)',
+    NUM_TRADES         NUMBER(38, 0) COMMENT 'Trades',
+    TAKER_BASE_VOL     FLOAT         COMMENT 'Taker buy base volume',
+    TAKER_QUOTE_VOL    FLOAT         COMMENT 'Taker buy quote volume',
+    CANDLE_COUNT       NUMBER(38, 0) COMMENT 'Base candles in the bucket',
+    IS_COMPLETE        BOOLEAN       COMMENT 'FALSE while the bucket is not yet whole (e.g. today)'
+)
+COMMENT = 'BTCUSDT 1d bars resampled from BTCUSDT by the Dagster asset btcusdt_1d; rebuilt by UTC day.';
+
+-- TA-Lib indicators over the whole history of complete bars; rewritten whole.
+
+CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_INDICATORS_1H (
+    OPEN_TIME        TIMESTAMP_NTZ COMMENT 'Bar start, UTC',
+    CLOSE            FLOAT         COMMENT 'Bar close',
+    SMA_20           FLOAT         COMMENT 'SMA 20',
+    SMA_50           FLOAT         COMMENT 'SMA 50',
+    SMA_200          FLOAT         COMMENT 'SMA 200',
+    EMA_12           FLOAT         COMMENT 'EMA 12',
+    EMA_26           FLOAT         COMMENT 'EMA 26',
+    RSI_14           FLOAT         COMMENT 'RSI 14 (Wilder)',
+    MACD             FLOAT         COMMENT 'MACD 12/26',
+    MACD_SIGNAL      FLOAT         COMMENT 'MACD signal 9',
+    MACD_HIST        FLOAT         COMMENT 'MACD - signal',
+    BB_UPPER         FLOAT         COMMENT 'Bollinger 20, 2: upper',
+    BB_MIDDLE        FLOAT         COMMENT 'Bollinger 20, 2: middle',
+    BB_LOWER         FLOAT         COMMENT 'Bollinger 20, 2: lower',
+    ATR_14           FLOAT         COMMENT 'ATR 14',
+    OBV              FLOAT         COMMENT 'On-balance volume',
+    TAKER_BUY_RATIO  FLOAT         COMMENT 'TAKER_BASE_VOL / VOLUME',
+    NET_TAKER_VOLUME FLOAT         COMMENT '2 * TAKER_BASE_VOL - VOLUME',
+    VOLATILITY_30    FLOAT         COMMENT 'Annualised std of the last 30 log returns'
+)
+COMMENT = 'TA-Lib indicators on every complete 1h bar; NULL during warm-up. Rewritten whole.';
+
+CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_INDICATORS_1D (
+    OPEN_TIME        TIMESTAMP_NTZ COMMENT 'Bar start, UTC',
+    CLOSE            FLOAT         COMMENT 'Bar close',
+    SMA_20           FLOAT         COMMENT 'SMA 20',
+    SMA_50           FLOAT         COMMENT 'SMA 50',
+    SMA_200          FLOAT         COMMENT 'SMA 200',
+    EMA_12           FLOAT         COMMENT 'EMA 12',
+    EMA_26           FLOAT         COMMENT 'EMA 26',
+    RSI_14           FLOAT         COMMENT 'RSI 14 (Wilder)',
+    MACD             FLOAT         COMMENT 'MACD 12/26',
+    MACD_SIGNAL      FLOAT         COMMENT 'MACD signal 9',
+    MACD_HIST        FLOAT         COMMENT 'MACD - signal',
+    BB_UPPER         FLOAT         COMMENT 'Bollinger 20, 2: upper',
+    BB_MIDDLE        FLOAT         COMMENT 'Bollinger 20, 2: middle',
+    BB_LOWER         FLOAT         COMMENT 'Bollinger 20, 2: lower',
+    ATR_14           FLOAT         COMMENT 'ATR 14',
+    OBV              FLOAT         COMMENT 'On-balance volume',
+    TAKER_BUY_RATIO  FLOAT         COMMENT 'TAKER_BASE_VOL / VOLUME',
+    NET_TAKER_VOLUME FLOAT         COMMENT '2 * TAKER_BASE_VOL - VOLUME',
+    VOLATILITY_30    FLOAT         COMMENT 'Annualised std of the last 30 log returns'
+)
+COMMENT = 'TA-Lib indicators on every complete 1d bar; NULL during warm-up. Rewritten whole.';
+
+-- Market structure.
+
+CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_LEVELS (
+    PRICE        FLOAT         COMMENT 'Level price (mean of its swing prices)',
+    KIND         VARCHAR       COMMENT 'support or resistance (below / above the last close)',
+    TIMEFRAME    VARCHAR       COMMENT '1d or 4h',
+    TOUCHES      NUMBER(38, 0) COMMENT 'Swing points in the cluster',
+    FIRST_TOUCH  TIMESTAMP_NTZ COMMENT 'First swing',
+    LAST_TOUCH   TIMESTAMP_NTZ COMMENT 'Last swing',
+    LAST_CLOSE   FLOAT         COMMENT 'Close of the newest complete bar',
+    DISTANCE_PCT FLOAT         COMMENT 'PRICE / LAST_CLOSE - 1'
+)
+COMMENT = 'Support and resistance from clustered swing highs/lows of the 1d and 4h bars.';
+
+CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_VOLUME_PROFILE (
+    BIN_LOW           FLOAT         COMMENT 'Bin low',
+    BIN_HIGH          FLOAT         COMMENT 'Bin high',
+    PRICE             FLOAT         COMMENT 'Bin middle',
+    VOLUME            FLOAT         COMMENT 'Volume traded in the bin',
+    TAKER_BUY_VOLUME  FLOAT         COMMENT 'Taker buy volume',
+    TAKER_SELL_VOLUME FLOAT         COMMENT 'VOLUME - TAKER_BUY_VOLUME',
+    IS_POC            BOOLEAN       COMMENT 'The point of control',
+    IN_VALUE_AREA     BOOLEAN       COMMENT 'Inside the 70% value area',
+    WINDOW_START      TIMESTAMP_NTZ COMMENT 'First 1h bar of the window',
+    WINDOW_END        TIMESTAMP_NTZ COMMENT 'Last 1h bar of the window'
+)
+COMMENT = 'Volume by price over the last 90 days of 1h bars, with the POC and the 70% value area.';
+
+-- Backtests: the grid, the trades and the daily equity of the selected sets.
+
+CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS (
+    STRATEGY     VARCHAR       COMMENT 'Strategy name',
+    PARAMS       VARCHAR       COMMENT 'Parameter set as JSON text',
+    TIMEFRAME    VARCHAR       COMMENT '1d or 1h',
+    "SAMPLE"     VARCHAR       COMMENT 'full, in_sample or out_of_sample',
+    "START"      TIMESTAMP_NTZ COMMENT 'Open time of the first bar',
+    "END"        TIMESTAMP_NTZ COMMENT 'End of the last bar',
+    TOTAL_RETURN FLOAT         COMMENT 'Final equity - 1',
+    CAGR         FLOAT         COMMENT 'Compound annual growth',
+    SHARPE       FLOAT         COMMENT 'Daily returns, 365/yr, rf 0, ddof 1',
+    SORTINO      FLOAT         COMMENT 'Daily returns over downside deviation',
+    MAX_DRAWDOWN FLOAT         COMMENT 'Deepest fall from peak (<= 0)',
+    CALMAR       FLOAT         COMMENT 'CAGR / |MAX_DRAWDOWN|',
+    WIN_RATE     FLOAT         COMMENT 'Share of winning trades',
+    TRADES       NUMBER(38, 0) COMMENT 'Round trips',
+    EXPOSURE     FLOAT         COMMENT 'Share of bars in the market',
+    FEE_BPS      FLOAT         COMMENT 'Fee per side, bps',
+    SLIPPAGE_BPS FLOAT         COMMENT 'Slippage per side, bps',
+    SELECTED     BOOLEAN       COMMENT 'The parameter set chosen on in-sample'
+)
+COMMENT = 'One row per strategy x parameter set x sample; metric conventions in the README.';
+
+CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_TRADES (
+    STRATEGY     VARCHAR       COMMENT 'Strategy name',
+    PARAMS       VARCHAR       COMMENT 'Parameter set as JSON text',
+    TIMEFRAME    VARCHAR       COMMENT '1d or 1h',
+    "SAMPLE"     VARCHAR       COMMENT 'full, in_sample or out_of_sample',
+    ENTRY_TIME   TIMESTAMP_NTZ COMMENT 'Fill time of the buy',
+    ENTRY_PRICE  FLOAT         COMMENT 'Buy fill price, slippage included',
+    EXIT_TIME    TIMESTAMP_NTZ COMMENT 'Fill time of the sale',
+    EXIT_PRICE   FLOAT         COMMENT 'Sale fill price, slippage included',
+    TRADE_RETURN FLOAT         COMMENT 'Net of fees'
+)
+COMMENT = 'Round trips of the selected parameter set, per sample.';
+
+CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_EQUITY (
+    STRATEGY  VARCHAR       COMMENT 'Strategy name',
+    PARAMS    VARCHAR       COMMENT 'Parameter set as JSON text',
+    TIMEFRAME VARCHAR       COMMENT '1d or 1h',
+    "SAMPLE"  VARCHAR       COMMENT 'full, in_sample or out_of_sample',
+    DAY       TIMESTAMP_NTZ COMMENT 'UTC day',
+    EQUITY    FLOAT         COMMENT 'Equity, 1.0 at the start',
+    DRAWDOWN  FLOAT         COMMENT 'EQUITY / running peak - 1 (<= 0)'
+)
+COMMENT = 'Daily equity and drawdown of the selected parameter sets, per sample.';
