@@ -32,6 +32,45 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue()
 
 
+class DayProvenance:
+    """Where a run's days came from (``frame.attrs`` set by raw_klines), as output metadata.
+
+    One day shows its source, URL and SHA-256; a range shows how many days came from each
+    source and the first days that did not come from the archive. Kept short: Dagster copies
+    output metadata into every partition's materialization event.
+    """
+
+    SHOWN_DAYS = 10
+
+    def __init__(self) -> None:
+        self.days: list[tuple[str, dict]] = []
+
+    def add(self, partition_key: str, attrs: dict) -> None:
+        if "source" in attrs:
+            self.days.append((partition_key, attrs))
+
+    def metadata(self) -> dict[str, object]:
+        if not self.days:
+            return {}
+        if len(self.days) == 1:
+            attrs = self.days[0][1]
+            return {
+                "source": attrs["source"],
+                "source_url": dg.MetadataValue.url(attrs["source_url"])
+                if attrs.get("source_url")
+                else "",
+                "sha256": attrs.get("sha256", ""),
+            }
+        counts: dict[str, int] = {}
+        for _, attrs in self.days:
+            counts[attrs["source"]] = counts.get(attrs["source"], 0) + 1
+        not_archived = [day for day, attrs in self.days if attrs["source"] != "archive"]
+        return {
+            "days_by_source": dg.MetadataValue.json(counts),
+            "days_not_from_archive": dg.MetadataValue.json(not_archived[: self.SHOWN_DAYS]),
+        }
+
+
 class StoredDayMissing(FileNotFoundError):
     """A partition was asked for that no run has written yet."""
 
@@ -60,6 +99,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
         written: list[str] = []
         rows = 0
         first_open_time = last_open_time = None
+        provenance = DayProvenance()
         for partition_key, frame in obj:
             if partition_key not in expected:
                 raise dg.DagsterInvariantViolationError(
@@ -70,6 +110,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                 partition_object_key(symbol, interval, partition_key), frame_to_parquet(frame)
             )
             written.append(partition_key)
+            provenance.add(partition_key, frame.attrs)
             rows += len(frame)
             if len(frame):
                 first_open_time = first_open_time or str(frame["open_time"].iloc[0])
@@ -90,6 +131,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                     if len(written) == 1
                     else self.uri(f"klines/symbol={symbol}/interval={interval}/")
                 ),
+                **provenance.metadata(),
             }
         )
 
