@@ -6,8 +6,9 @@ event on its own (two fresh connections and two fsyncs each, about 15 ms), which
 log the largest cost of a long backfill. Dagster already hands these events over in batches
 when ``DAGSTER_EVENT_BATCH_SIZE`` is set (its own storages for Dagster+ write them in one call);
 this storage does the same for SQLite: one transaction per batch in the run's shard and one in
-the cross-run index, with the same rows, tags and asset records Dagster's ``store_event`` writes
-for each event. Nothing else changes: other events are stored one by one, as before.
+the cross-run index, with the same event rows and tags Dagster's ``store_event`` writes for each
+event, and each asset's summary row as the batch's last event leaves it. Nothing else changes:
+other events are stored one by one, as before.
 
 ``deploy/dagster.local.yaml`` selects it; it turns batching on for every process that loads the
 instance (webserver, daemon, run workers, ``dagster asset materialize``).
@@ -84,5 +85,11 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                 with db_result(connection, statement) as result:
                     event_ids.append(result.inserted_primary_key[0])
             self._store_asset_event_tags(connection, events, event_ids)
-            for event, event_id in zip(events, event_ids, strict=True):
+            # The asset's row holds "last" values only (last run, last materialization), so
+            # the last event of each asset and type leaves it as writing every one in turn would.
+            last_events = {
+                (event.dagster_event.asset_key, event.dagster_event_type): (event, event_id)
+                for event, event_id in zip(events, event_ids, strict=True)
+            }
+            for event, event_id in last_events.values():
                 self._store_asset_event(connection, event, event_id)

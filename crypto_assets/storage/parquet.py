@@ -12,11 +12,12 @@ import io
 import os
 import tempfile
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 from pydantic import Field
 
 from crypto_assets.klines.frames import DayFrames
@@ -24,6 +25,27 @@ from crypto_assets.klines.frames import DayFrames
 
 def partition_object_key(symbol: str, interval: str, partition_key: str) -> str:
     return f"klines/symbol={symbol}/interval={interval}/date={partition_key}.parquet"
+
+
+def frame_from_parquet(data: bytes) -> pd.DataFrame:
+    """Arrow's reader straight to pandas: pandas' read_parquet adds a dataset scan per call."""
+    return pq.read_table(io.BytesIO(data)).to_pandas()
+
+
+class StoredDays(DayFrames):
+    """Days read back from a zone: frames on iteration, row counts from Parquet footers only."""
+
+    def __init__(self, read_days: Callable[[], Iterator[tuple[str, bytes]]]) -> None:
+        super().__init__(
+            (partition_key, frame_from_parquet(data)) for partition_key, data in read_days()
+        )
+        self._read_days = read_days
+
+    def row_counts(self) -> dict[str, int]:
+        return {
+            partition_key: pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+            for partition_key, data in self._read_days()
+        }
 
 
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:
@@ -139,13 +161,12 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
         upstream = context.upstream_output
         symbol, interval = _symbol_and_interval(upstream.definition_metadata if upstream else {})
         partition_keys = list(context.asset_partition_keys)
-        return DayFrames(
-            self._read_days(context.asset_key.to_user_string(), symbol, interval, partition_keys)
-        )
+        asset = context.asset_key.to_user_string()
+        return StoredDays(lambda: self._read_days(asset, symbol, interval, partition_keys))
 
     def _read_days(
         self, asset: str, symbol: str, interval: str, partition_keys: list[str]
-    ) -> Iterator[tuple[str, pd.DataFrame]]:
+    ) -> Iterator[tuple[str, bytes]]:
         for partition_key in partition_keys:
             key = partition_object_key(symbol, interval, partition_key)
             try:
@@ -155,7 +176,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                     f"{asset} has no data for {partition_key} at {self.uri(key)}:"
                     " materialize that partition first."
                 ) from exc
-            yield partition_key, pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+            yield partition_key, data
 
 
 def _symbol_and_interval(metadata: dict | None) -> tuple[str, str]:
