@@ -31,8 +31,10 @@ def standin(*arguments: str) -> Iterator[str]:
     """The Binance stand-in (REST and archive on one URL) in its own process; yields its URL."""
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN / "python"), "-m", "crypto_assets_tests.binance_standin", "--port", str(port)]
-        + list(arguments),
+        [
+            *(str(BIN / "python"), "-m", "crypto_assets_tests.binance_standin"),
+            *("--port", str(port), *arguments),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
