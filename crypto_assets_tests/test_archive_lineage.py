@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 import requests
 
+from crypto_assets.klines.archive_checks import archive_audit_job
 from crypto_assets.klines.frames import DayFrames
 from crypto_assets.resources import local_resources
 from crypto_assets.storage.parquet import partition_object_key
 from crypto_assets.storage.warehouse import TABLE_METADATA_KEY
 from crypto_assets_tests.binance_standin import BinanceStandIn
 from crypto_assets_tests.conftest import synthetic_days
-from crypto_assets_tests.lineage import materialize_days
+from crypto_assets_tests.lineage import CHECKS, LINEAGE, check_results, materialize_days
 from crypto_assets_tests.test_warehouse import day_frame
 
 DAYS = ("2024-12-31", "2025-01-01", "2025-01-02")  # ms era, us era, and a day the archive lacks
@@ -194,3 +195,57 @@ def test_a_long_range_commits_whole_months_so_a_failure_keeps_the_rest(tmp_path)
     assert after["2024-01"] != before["2024-01"]  # January, committed before it, is new
     new_january = synthetic_days(LONG_FIRST, 31, seed=11)
     assert after["2024-01"] == pytest.approx(sum(float(row[4]) for row in new_january))
+
+
+# ------------------------------------------------------------------ archive checks
+
+
+def audit(home, standin: BinanceStandIn, first: str, last: str) -> dg.AssetCheckEvaluation:
+    definitions = dg.Definitions(
+        assets=LINEAGE,
+        asset_checks=CHECKS,
+        jobs=[archive_audit_job],
+        resources=resources(home, standin),
+    )
+    result = definitions.resolve_job_def("archive_audit").execute_in_process(
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+        raise_on_error=False,
+    )
+    return check_results(result)["archive_files_unchanged"]
+
+
+def test_a_republished_archive_file_is_named_and_refetched(tmp_path, standin):
+    assert materialize_days(resources(tmp_path, standin), DAYS[0], DAYS[1]).success
+    stored = raw_day(tmp_path, DAYS[1]).attrs["sha256"]
+    assert audit(tmp_path, standin, DAYS[0], DAYS[1]).passed
+
+    standin.set_archive_variant(DAYS[1], "republished")
+    url = f"{standin.url}/data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-{DAYS[1]}.zip"
+    republished = hashlib.sha256(requests.get(url, timeout=10).content).hexdigest()
+    found = audit(tmp_path, standin, DAYS[0], DAYS[1])
+
+    assert not found.passed and found.severity == dg.AssetCheckSeverity.WARN
+    assert found.metadata["republished_days"].value == {
+        DAYS[1]: {"stored": stored, "published": republished}
+    }
+    assert materialize_days(resources(tmp_path, standin), DAYS[1]).success
+    assert raw_day(tmp_path, DAYS[1]).attrs["sha256"] == republished
+    assert audit(tmp_path, standin, DAYS[0], DAYS[1]).passed
+
+
+def test_an_archived_day_that_disagrees_with_rest_is_named_with_both_values(tmp_path, standin):
+    standin.set_archive_variant(DAYS[0], "republished")  # its first candle's trades, plus one
+    result = materialize_days(resources(tmp_path, standin), DAYS[0], DAYS[1])
+
+    assert result.success  # a WARN: the day loads as the archive has it
+    found = check_results(result)["archive_matches_rest"]
+    assert not found.passed
+    assert found.metadata["days_compared"].value == [DAYS[0], DAYS[1]]
+    rest_trades = standin._rows[("BTCUSDT", "1m")][0][8]
+    assert found.metadata["differences"].value == [
+        f"{DAYS[0]} 2024-12-31T00:00:00Z num_trades: archive '{rest_trades + 1}',"
+        f" REST '{rest_trades}' (1 candles differ)"
+    ]

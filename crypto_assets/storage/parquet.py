@@ -164,6 +164,15 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
         asset = context.asset_key.to_user_string()
         return StoredDays(lambda: self._read_days(asset, symbol, interval, partition_keys))
 
+    def read_day(self, symbol: str, interval: str, partition_key: str) -> pd.DataFrame | None:
+        """One stored day (with its attrs), or None when no run has written it."""
+        try:
+            return frame_from_parquet(
+                self._get(partition_object_key(symbol, interval, partition_key))
+            )
+        except StoredDayMissing:
+            return None
+
     def _read_days(
         self, asset: str, symbol: str, interval: str, partition_keys: list[str]
     ) -> Iterator[tuple[str, bytes]]:
