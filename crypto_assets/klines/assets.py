@@ -11,7 +11,7 @@ import dagster as dg
 
 from crypto_assets.klines.frames import DayFrames
 from crypto_assets.klines.partitions import daily_partitions
-from crypto_assets.klines.raw import iter_raw_days
+from crypto_assets.klines.raw import iter_raw_days, prefetched
 from crypto_assets.klines.resources import BinanceArchiveResource, BinanceResource
 from crypto_assets.klines.transform import (
     CLEAN_COLUMNS,
@@ -55,14 +55,16 @@ def raw_klines(
     """Closed klines for each day of the run, exactly as Binance published them: the archive's
     verified daily file for days before yesterday, REST for the rest (and for archive 404s)."""
     return DayFrames(
-        iter_raw_days(
-            list(context.partition_keys),
-            KLINES.symbol,
-            KLINES.interval,
-            rest=binance.get_client(),
-            archive=binance_archive.get_client(),
-            today=_utc_now().date(),
-            now=_utc_now,
+        prefetched(
+            iter_raw_days(
+                list(context.partition_keys),
+                KLINES.symbol,
+                KLINES.interval,
+                rest=binance.get_client(),
+                archive=binance_archive.get_client(),
+                today=_utc_now().date(),
+                now=_utc_now,
+            )
         )
     )
 
