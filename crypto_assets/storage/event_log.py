@@ -8,7 +8,9 @@ when ``DAGSTER_EVENT_BATCH_SIZE`` is set (its own storages for Dagster+ write th
 this storage does the same for SQLite: one transaction per batch in the run's shard and one in
 the cross-run index, with the same event rows and tags Dagster's ``store_event`` writes for each
 event, and each asset's summary row as the batch's last event leaves it. Nothing else changes:
-other events are stored one by one, as before.
+other events are stored one by one, as before. A check planned over N days also writes N rows
+(one per day, for the UI's per-day check status); they go in as one executemany instead of one
+N-row VALUES statement, whose compilation alone took seconds for a year.
 
 ``deploy/dagster.local.yaml`` selects it; it turns batching on for every process that loads the
 instance (webserver, daemon, run workers, ``dagster asset materialize``).
@@ -26,9 +28,11 @@ from dagster import Field
 from dagster._config import StringSource
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sqlalchemy_compat import db_result
-from dagster._serdes import ConfigurableClassData
+from dagster._serdes import ConfigurableClassData, serialize_value
 
 EVENT_BATCH_SIZE = 1000
 """Events per batch: a year of days per asset in one commit, few enough to keep a batch small."""
@@ -93,3 +97,26 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             }
             for event, event_id in last_events.values():
                 self._store_asset_event(connection, event, event_id)
+
+    def _store_asset_check_evaluation_planned(
+        self, event: EventLogEntry, event_id: int | None
+    ) -> None:
+        """Dagster's rows for a planned check, one per partition, inserted with executemany."""
+        planned = event.dagster_event.event_specific_data
+        partition_keys = (
+            planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
+        )
+        row = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        with self.index_connection() as connection:
+            connection.execute(
+                AssetCheckExecutionsTable.insert(),
+                [{**row, "partition": partition_key} for partition_key in partition_keys],
+            )
