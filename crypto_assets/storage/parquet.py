@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
@@ -28,8 +29,15 @@ def partition_object_key(symbol: str, interval: str, partition_key: str) -> str:
 
 
 def frame_from_parquet(data: bytes) -> pd.DataFrame:
-    """Arrow's reader straight to pandas: pandas' read_parquet adds a dataset scan per call."""
-    return pq.read_table(io.BytesIO(data)).to_pandas()
+    """Arrow's reader straight to pandas (pandas' read_parquet adds a dataset scan per call),
+    text kept as Arrow strings, as raw_klines made it, rather than copied into Python objects."""
+    return pq.read_table(io.BytesIO(data)).to_pandas(types_mapper=_ARROW_STRINGS.get)
+
+
+_ARROW_STRINGS = {
+    pa.string(): pd.StringDtype("pyarrow"),
+    pa.large_string(): pd.StringDtype("pyarrow"),
+}
 
 
 class StoredDays(DayFrames):
