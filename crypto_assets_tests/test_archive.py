@@ -218,3 +218,16 @@ def test_stopping_early_stops_the_prefetch_thread():
     assert next(stream)[0] == "day 0"
     stream.close()
     assert len(produced) <= 5  # the consumed day, the queue's two, one waiting, and no more
+
+
+def test_a_headered_archive_file_loads_like_a_plain_one(standin, archive_rows):
+    plain = client(standin).fetch_day("BTCUSDT", "1m", US_DAY)
+    standin.set_archive_variant(US_DAY, "headered")
+    headered = client(standin).fetch_day("BTCUSDT", "1m", US_DAY)
+
+    assert headered.csv.startswith(b"open_time,open,high,")
+    assert headered.sha256 != plain.sha256
+    pd.testing.assert_frame_equal(
+        archive_raw_frame(headered.csv, "BTCUSDT", "1m", FETCHED_AT),
+        archive_raw_frame(plain.csv, "BTCUSDT", "1m", FETCHED_AT),
+    )
