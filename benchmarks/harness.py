@@ -51,11 +51,22 @@ def standin(*arguments: str) -> Iterator[str]:
 
 
 def persistent_home(base: Path) -> dict[str, str]:
-    """CRYPTO_ASSETS_HOME and a DAGSTER_HOME with the project's local dagster.yaml, as make does."""
+    """CRYPTO_ASSETS_HOME and a DAGSTER_HOME with the project's local dagster.yaml, as make does.
+
+    Its databases are created before anything is measured, as a user's already exist after
+    their first `make run` or `make materialize`.
+    """
     dagster_home = base / "dagster_home"
     dagster_home.mkdir(parents=True)
     shutil.copy(ROOT / "deploy" / "dagster.local.yaml", dagster_home / "dagster.yaml")
-    return {"CRYPTO_ASSETS_HOME": str(base), "DAGSTER_HOME": str(dagster_home)}
+    homes = {"CRYPTO_ASSETS_HOME": str(base), "DAGSTER_HOME": str(dagster_home)}
+    subprocess.run(
+        [str(BIN / "dagster"), "instance", "info"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **homes},
+        capture_output=True,
+        check=True,
+    )
+    return homes
 
 
 def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
