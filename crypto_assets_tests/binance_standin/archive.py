@@ -48,8 +48,10 @@ def day_csv(rows: list[Row], day: str, *, header: bool = False) -> bytes:
 
 
 def day_zip(csv: bytes, csv_name: str) -> bytes:
+    """A deflated zip holding the CSV. Fastest deflate level: the stand-in shares the benchmark's
+    two cores, where Binance's servers would not."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         archive.writestr(zipfile.ZipInfo(csv_name, date_time=_ZIP_TIME), csv)
     return buffer.getvalue()
 
