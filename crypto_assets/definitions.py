@@ -11,6 +11,11 @@ from crypto_assets.automation.alerts import failure_alerts_sensor
 from crypto_assets.automation.jobs import kline_lineage_job
 from crypto_assets.automation.schedules import daily_klines_schedule
 from crypto_assets.automation.sensors import fresh_klines_sensor
+from crypto_assets.klines.archive_checks import (
+    archive_audit_job,
+    archive_files_unchanged,
+    archive_matches_rest,
+)
 from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
 from crypto_assets.klines.checks import (
     freshness_checks,
@@ -23,8 +28,14 @@ from crypto_assets.settings import environment_name
 
 defs = dg.Definitions(
     assets=[raw_klines, clean_klines, snowflake_btcusdt, *ANALYTICS_ASSETS],
-    asset_checks=[ohlc_checks, warehouse_matches_clean_klines, *freshness_checks],
-    jobs=[kline_lineage_job],
+    asset_checks=[
+        ohlc_checks,
+        warehouse_matches_clean_klines,
+        archive_matches_rest,
+        archive_files_unchanged,
+        *freshness_checks,
+    ],
+    jobs=[kline_lineage_job, archive_audit_job],
     schedules=[daily_klines_schedule],
     sensors=[
         fresh_klines_sensor,

@@ -1,6 +1,7 @@
 """Resource sets for the two environments. Asset code sees the same keys in both:
 
 - ``binance``: the klines client (base URL from ``BINANCE_BASE_URL``);
+- ``binance_archive``: Binance's kline archive (``BINANCE_ARCHIVE_URL``; empty turns it off);
 - ``raw_io_manager`` / ``transformed_io_manager``: Parquet zones (local folders, or S3 buckets);
 - ``warehouse_io_manager``: DuckDB file ``cryptodb`` locally, Snowflake in prod;
 - ``warehouse``: read-only SQL against the same warehouse, for checks;
@@ -20,7 +21,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from crypto_assets.automation.alerts import notifier_resource
-from crypto_assets.klines.resources import binance_resource
+from crypto_assets.klines.resources import binance_archive_resource, binance_resource
 from crypto_assets.settings import SettingsError, local_home
 from crypto_assets.storage.artifacts import LocalArtifacts, S3Artifacts
 from crypto_assets.storage.parquet import LocalKlinesIOManager
@@ -38,6 +39,7 @@ def local_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     duckdb_path = str(home / f"{DATABASE}.duckdb")
     return {
         "binance": binance_resource(environ),
+        "binance_archive": binance_archive_resource(environ),
         "notifier": notifier_resource(environ),
         "artifacts": LocalArtifacts(base_dir=str(home / "artifacts")),
         "raw_io_manager": LocalKlinesIOManager(base_dir=str(home / "raw")),
@@ -113,6 +115,7 @@ def prod_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     schema = environ.get("SNOWFLAKE_SCHEMA", SCHEMA.upper())
     return {
         "binance": binance_resource(environ),
+        "binance_archive": binance_archive_resource(environ),
         "notifier": notifier_resource(environ),
         "artifacts": S3Artifacts(
             bucket=dg.EnvVar(

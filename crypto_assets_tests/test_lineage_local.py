@@ -53,7 +53,7 @@ def test_one_day_lands_in_every_zone_and_the_warehouse(tmp_path, synthetic_stand
 
     checks = check_results(result)
     assert {name for name, evaluation in checks.items() if not evaluation.passed} == set()
-    assert len(checks) == 10
+    assert len(checks) == 12  # 9 OHLC + completeness, warehouse rows, 2 archive checks (WARN)
 
 
 def test_rematerializing_a_day_leaves_one_copy(tmp_path, synthetic_standin):

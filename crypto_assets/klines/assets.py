@@ -1,8 +1,8 @@
 """The kline lineage: raw_klines -> clean_klines -> snowflake_btcusdt.
 
 Each asset covers the run's whole partition range and hands its IO manager one frame per day
-(``DayFrames``), produced lazily: Binance pages are regrouped by day as they arrive, so a year
-of 1m candles streams through in one day's memory.
+(``DayFrames``), produced lazily: archive files and Binance pages are turned into days as they
+arrive, so years of 1m candles stream through in one day's memory.
 """
 
 from datetime import datetime, timezone
@@ -11,14 +11,13 @@ import dagster as dg
 
 from crypto_assets.klines.frames import DayFrames
 from crypto_assets.klines.partitions import daily_partitions
-from crypto_assets.klines.resources import BinanceResource
+from crypto_assets.klines.raw import iter_raw_days, prefetched
+from crypto_assets.klines.resources import BinanceArchiveResource, BinanceResource
 from crypto_assets.klines.transform import (
     CLEAN_COLUMNS,
     COLUMN_DESCRIPTIONS,
     RAW_COLUMNS,
     clean_days,
-    raw_frame,
-    split_by_day,
     warehouse_days,
 )
 from crypto_assets.settings import KLINES
@@ -36,9 +35,8 @@ def _column_schema(columns: tuple[str, ...]) -> dg.TableSchema:
     )
 
 
-def _time_window_ms(context: dg.AssetExecutionContext) -> tuple[int, int]:
-    window = context.partition_time_window
-    return int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dg.asset(
@@ -49,13 +47,25 @@ def _time_window_ms(context: dg.AssetExecutionContext) -> tuple[int, int]:
     kinds={"python", "parquet"},
     metadata={**KLINE_METADATA, "dagster/column_schema": _column_schema(RAW_COLUMNS)},
 )
-def raw_klines(context: dg.AssetExecutionContext, binance: BinanceResource) -> DayFrames:
-    """Closed klines for each day of the run, exactly as Binance returned them."""
-    start_ms, end_ms = _time_window_ms(context)
-    pages = binance.get_client().iter_kline_pages(KLINES.symbol, KLINES.interval, start_ms, end_ms)
+def raw_klines(
+    context: dg.AssetExecutionContext,
+    binance: BinanceResource,
+    binance_archive: BinanceArchiveResource,
+) -> DayFrames:
+    """Closed klines for each day of the run, exactly as Binance published them: the archive's
+    verified daily file for days before yesterday, REST for the rest (and for archive 404s)."""
     return DayFrames(
-        (day, raw_frame(rows, KLINES.symbol, KLINES.interval, datetime.now(timezone.utc)))
-        for day, rows in split_by_day(pages, list(context.partition_keys))
+        prefetched(
+            iter_raw_days(
+                list(context.partition_keys),
+                KLINES.symbol,
+                KLINES.interval,
+                rest=binance.get_client(),
+                archive=binance_archive.get_client(),
+                today=_utc_now().date(),
+                now=_utc_now,
+            )
+        )
     )
 
 

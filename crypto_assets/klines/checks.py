@@ -130,7 +130,7 @@ def ohlc_checks(
 def warehouse_matches_clean_klines(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource, clean_days: DayFrames
 ) -> dg.AssetCheckResult:
-    expected = {day: len(frame) for day, frame in clean_days}
+    expected = clean_days.row_counts()
     days = list(expected)
     loaded = rows_per_day(warehouse, KLINES.table, days[0], days[-1])
     mismatched = {

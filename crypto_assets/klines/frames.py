@@ -26,6 +26,10 @@ class DayFrames:
     def __iter__(self) -> Iterator[tuple[str, pd.DataFrame]]:
         return iter(self._pairs)
 
+    def row_counts(self) -> dict[str, int]:
+        """Rows per day. Stored days answer from the file's footer without reading the rows."""
+        return {partition_key: len(frame) for partition_key, frame in self}
+
 
 def day_key(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")

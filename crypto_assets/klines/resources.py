@@ -6,6 +6,7 @@ from collections.abc import Mapping
 import dagster as dg
 from pydantic import Field
 
+from crypto_assets.sources.binance_archive import DEFAULT_ARCHIVE_URL, BinanceArchiveClient
 from crypto_assets.sources.binance_rest import DEFAULT_BASE_URL, BinanceKlinesClient
 from crypto_assets.sources.pacing import RetryPolicy
 
@@ -22,5 +23,33 @@ class BinanceResource(dg.ConfigurableResource):
         )
 
 
+class BinanceArchiveResource(dg.ConfigurableResource):
+    """Binance's public kline archive; an empty base URL turns it off (REST for every day)."""
+
+    base_url: str = Field(
+        default=DEFAULT_ARCHIVE_URL, description="Archive base URL; empty for REST only."
+    )
+    timeout_seconds: float = Field(default=30.0, description="Timeout of every request.")
+
+    def get_client(self, retry: RetryPolicy | None = None) -> BinanceArchiveClient | None:
+        if not self.base_url:
+            return None
+        return BinanceArchiveClient(
+            base_url=self.base_url, timeout=self.timeout_seconds, retry=retry
+        )
+
+
 def binance_resource(environ: Mapping[str, str] = os.environ) -> BinanceResource:
     return BinanceResource(base_url=environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL)
+
+
+def binance_archive_resource(environ: Mapping[str, str] = os.environ) -> BinanceArchiveResource:
+    """BINANCE_ARCHIVE_URL, or when unset: Binance's archive if REST is Binance's own API.
+
+    A run pointed at another REST server (a mirror, the tests' stand-in) gets no archive unless
+    one is named, so one range never mixes two exchanges' data. Empty turns the archive off.
+    """
+    if "BINANCE_ARCHIVE_URL" in environ:
+        return BinanceArchiveResource(base_url=environ["BINANCE_ARCHIVE_URL"])
+    rest = (environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    return BinanceArchiveResource(base_url=DEFAULT_ARCHIVE_URL if rest == DEFAULT_BASE_URL else "")

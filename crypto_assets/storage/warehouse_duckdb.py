@@ -1,7 +1,8 @@
 """The local warehouse: a DuckDB file, loaded through Dagster's DuckDB pandas IO manager."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
@@ -24,9 +25,37 @@ from crypto_assets.storage.warehouse import (
     slice_delete_statement,
 )
 
+ONE_TRANSACTION_DAYS = 31
+"""A range up to this long is replaced in one transaction. Longer ranges (years of history)
+commit one calendar month at a time: a year held uncommitted costs DuckDB about 175 MiB, the
+whole history would not fit in 512 MiB. Each month is deleted and inserted atomically, so a run
+that dies part way leaves whole months replaced and the rest as they were, never part of a day."""
+
+
+def commit_batches(
+    days: Iterable[tuple[str, pd.DataFrame]], range_days: int
+) -> Iterator[list[tuple[str, pd.DataFrame]]]:
+    """Groups days into the batches that commit together: the whole range, or calendar months."""
+    batch: list[tuple[str, pd.DataFrame]] = []
+    for partition_key, frame in days:
+        if batch and range_days > ONE_TRANSACTION_DAYS and partition_key[:7] != batch[0][0][:7]:
+            yield batch
+            batch = []
+        batch.append((partition_key, frame))
+    if batch:
+        yield batch
+
+
+def _day_window_delete(table: str, partition_expr: str, first_day: str, last_day: str) -> str:
+    after_last = date.fromisoformat(last_day) + timedelta(days=1)
+    return (
+        f"DELETE FROM {table} WHERE {partition_expr} >= '{first_day} 00:00:00'"
+        f" AND {partition_expr} < '{after_last.isoformat()} 00:00:00'"
+    )
+
 
 class _DuckDBDayFramesHandler(DayFramesHandler):
-    """DuckDB: insert by column name inside one explicit transaction."""
+    """DuckDB: delete the batch's days and insert them by column name, one insert per batch."""
 
     @property
     def frame_handler(self) -> DbTypeHandler:
@@ -36,7 +65,21 @@ class _DuckDBDayFramesHandler(DayFramesHandler):
         self, context: dg.OutputContext, table_slice: TableSlice, days: DayFrames, connection: Any
     ) -> int:
         table = f"{table_slice.schema}.{table_slice.table}"
+        partition_keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
         rows = 0
+        for batch in commit_batches(days, len(partition_keys)):
+            rows += self._replace_batch(connection, table_slice, table, batch, len(partition_keys))
+        return rows
+
+    def _replace_batch(
+        self,
+        connection: Any,
+        table_slice: TableSlice,
+        table: str,
+        batch: list[tuple[str, pd.DataFrame]],
+        range_days: int,
+    ) -> int:
+        frames = [frame for _, frame in batch if not frame.empty]
         connection.begin()
         try:
             table_exists = connection.execute(
@@ -45,24 +88,33 @@ class _DuckDBDayFramesHandler(DayFramesHandler):
                 [table_slice.schema, table_slice.table],
             ).fetchall()[0][0]
             if table_exists:
-                connection.execute(slice_delete_statement(table_slice)).fetchall()
-            for _, frame in days:
-                if frame.empty:
-                    continue
-                connection.register("day_frame", frame)
+                if range_days > ONE_TRANSACTION_DAYS:
+                    delete = _day_window_delete(
+                        table,
+                        table_slice.partition_dimensions[0].partition_expr,
+                        batch[0][0],
+                        batch[-1][0],
+                    )
+                else:
+                    delete = slice_delete_statement(table_slice)
+                connection.execute(delete).fetchall()
+            if frames:
+                batch_frame = (
+                    frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+                )
+                connection.register("batch_frame", batch_frame)
                 connection.execute(
-                    f"create table if not exists {table} as select * from day_frame limit 0"
+                    f"create table if not exists {table} as select * from batch_frame limit 0"
                 ).fetchall()
                 connection.execute(
-                    f"insert into {table} by name select * from day_frame"
+                    f"insert into {table} by name select * from batch_frame"
                 ).fetchall()
-                connection.unregister("day_frame")
-                rows += len(frame)
+                connection.unregister("batch_frame")
             connection.commit()
         except BaseException:
             connection.rollback()
             raise
-        return rows
+        return sum(len(frame) for frame in frames)
 
 
 class _ClosingDuckDbClient(DuckDbClient):

@@ -1,7 +1,9 @@
 """Serve klines in the foreground for manual runs and demos.
 
 ``python -m crypto_assets_tests.binance_standin --port 8765 --csv FILE [--synthetic-days N]``
-prints its URL on stdout and serves until interrupted.
+prints its URL on stdout and serves until interrupted. The same URL serves Binance's archive
+layout (``/data/spot/daily/klines/...zip`` and ``.CHECKSUM``) for every day before yesterday,
+so both ``BINANCE_BASE_URL`` and ``BINANCE_ARCHIVE_URL`` can point at it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
+from crypto_assets_tests.binance_standin.archive import ARCHIVE_VARIANTS
 from crypto_assets_tests.binance_standin.data import (
     DAY_MS,
     INTERVAL_MS,
@@ -44,12 +48,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="serve N days of synthetic BTCUSDT 1m klines ending yesterday (UTC)",
     )
+    parser.add_argument(
+        "--synthetic-from",
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="serve synthetic BTCUSDT 1m klines from this UTC day through yesterday",
+    )
+    parser.add_argument(
+        "--archive-variant",
+        action="append",
+        default=[],
+        metavar="DAY=VARIANT",
+        help=f"serve a day's archive file as one of {', '.join(sorted(ARCHIVE_VARIANTS))}",
+    )
     parser.add_argument("--weight-limit", type=int, default=6000)
     args = parser.parse_args(argv)
 
     klines: dict[tuple[str, str], list[Row]] = {}
-    if args.synthetic_days:
-        end = int(time.time() * 1000) // DAY_MS * DAY_MS
+    end = int(time.time() * 1000) // DAY_MS * DAY_MS
+    if args.synthetic_from:
+        start = int(
+            datetime.fromisoformat(args.synthetic_from).replace(tzinfo=timezone.utc).timestamp()
+            * 1000
+        )
+        klines[("BTCUSDT", "1m")] = synthetic_klines("1m", start, end)
+    elif args.synthetic_days:
         klines[("BTCUSDT", "1m")] = synthetic_klines("1m", end - args.synthetic_days * DAY_MS, end)
     for path in args.csv:
         try:
@@ -63,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("nothing to serve: give --csv FILE and/or --synthetic-days N")
 
     standin = BinanceStandIn(klines, weight_limit=args.weight_limit, port=args.port)
+    for setting in args.archive_variant:
+        day, _, variant = setting.partition("=")
+        try:
+            standin.set_archive_variant(day, variant)
+        except ValueError as exc:
+            parser.error(str(exc))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     standin.start()
     print(standin.url, flush=True)

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from crypto_assets_tests.binance_standin.archive import ArchiveEndpoints
 from crypto_assets_tests.binance_standin.data import Row
 from crypto_assets_tests.binance_standin.limits import Fault, WeightAndFaults
 from crypto_assets_tests.binance_standin.market import MarketEndpoints
@@ -54,6 +55,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out as separate writes; without TCP_NODELAY a small body (an
+        # archive CHECKSUM) waits for the client's delayed ACK, 40 ms a request on loopback.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.standin._track(self.connection, add=True)
 
     def finish(self) -> None:
@@ -69,10 +73,11 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence per-request logging; the stand-in keeps its own structured log."""
 
 
-class BinanceStandIn(MarketEndpoints, WeightAndFaults):
+class BinanceStandIn(MarketEndpoints, ArchiveEndpoints, WeightAndFaults):
     """A Binance spot REST API on 127.0.0.1 serving given klines, with Binance's limits and faults.
 
-    Serves ``/api/v3/ping``, ``/api/v3/time``, ``/api/v3/exchangeInfo`` and ``/api/v3/klines``.
+    Serves ``/api/v3/ping``, ``/api/v3/time``, ``/api/v3/exchangeInfo`` and ``/api/v3/klines``,
+    and the same candles as the archive's daily files under ``/data/spot/daily/klines/``.
     ``clock_ms`` is the exchange's "now" (which candles exist, which one is still open);
     the request-weight window follows ``wall_clock`` (real time unless a test freezes it).
     With ``partial_in_progress`` the unclosed last candle shows only the volume traded so far.
@@ -101,6 +106,9 @@ class BinanceStandIn(MarketEndpoints, WeightAndFaults):
         # The route table: path -> (weight, endpoint). An endpoint family is a mixin that
         # contributes its own table here.
         self._routes: dict[str, Route] = {**self._market_routes()}
+        # Prefix routes: path prefix -> endpoint(path, query), for file trees like the archive's.
+        self._init_archive()
+        self._prefix_routes = {**self._archive_prefix_routes()}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -163,7 +171,7 @@ class BinanceStandIn(MarketEndpoints, WeightAndFaults):
         path = parts.path
         query = parse_qs(parts.query, keep_blank_values=True)
         params = {name: values[0] for name, values in query.items()}
-        route = self._routes.get(path)
+        route = self._route(path)
         weight = route.weight if route is not None else 0
 
         fault = self._take_fault(path)
@@ -190,9 +198,19 @@ class BinanceStandIn(MarketEndpoints, WeightAndFaults):
         ]
         self._send(handler, answer, headers)
 
+    def _route(self, path: str) -> Route | None:
+        """The exact route for ``path``, else the first prefix route it falls under (weight 0)."""
+        route = self._routes.get(path)
+        if route is not None:
+            return route
+        for prefix, endpoint in self._prefix_routes.items():
+            if path.startswith(prefix):
+                return Route(0, lambda query, endpoint=endpoint: endpoint(path, query))
+        return None
+
     def _normal_answer(self, path: str, query: dict[str, list[str]]) -> Answer:
         """What the endpoint for ``path`` answers, or Binance's 404 page for an unknown path."""
-        route = self._routes.get(path)
+        route = self._route(path)
         if route is None:
             return Answer(404, NOT_FOUND_HTML, HTML_CONTENT_TYPE)
         duplicated = sorted(name for name, values in query.items() if len(values) > 1)

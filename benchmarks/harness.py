@@ -1,0 +1,102 @@
+"""What the range benchmarks share: a stand-in in its own process, a persistent DAGSTER_HOME
+(deploy/dagster.local.yaml, as `make backfill` gets it), and wall time and peak RSS of a child.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ASSETS = "raw_klines,clean_klines,snowflake_btcusdt"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def standin(*arguments: str) -> Iterator[str]:
+    """The Binance stand-in (REST and archive on one URL) in its own process; yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *(str(BIN / "python"), "-m", "crypto_assets_tests.binance_standin"),
+            *("--port", str(port), *arguments),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        url = process.stdout.readline().strip()
+        if not url:
+            sys.exit("the stand-in did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def persistent_home(base: Path) -> dict[str, str]:
+    """CRYPTO_ASSETS_HOME and a DAGSTER_HOME with the project's local dagster.yaml, as make does.
+
+    Its databases are created before anything is measured, as a user's already exist after
+    their first `make run` or `make materialize`.
+    """
+    dagster_home = base / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(ROOT / "deploy" / "dagster.local.yaml", dagster_home / "dagster.yaml")
+    homes = {"CRYPTO_ASSETS_HOME": str(base), "DAGSTER_HOME": str(dagster_home)}
+    subprocess.run(
+        [str(BIN / "dagster"), "instance", "info"],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **homes},
+        capture_output=True,
+        check=True,
+    )
+    return homes
+
+
+def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall seconds and peak RSS (MiB) of one child process (run after no bigger child), stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if completed.returncode != 0:
+        sys.exit(f"{command[:4]} failed:\n{completed.stderr[-4000:]}")
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak_kib <= before:
+        print("note: peak RSS not above an earlier child's; figure is an upper bound")
+    return wall, peak_kib / 1024, completed.stdout
+
+
+def backfill_command(first: str, last: str) -> list[str]:
+    """What `make backfill START=first END=last` runs."""
+    return [
+        str(BIN / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "crypto_assets.definitions",
+        "--select",
+        ASSETS,
+        "--partition-range",
+        f"{first}...{last}",
+    ]
+
+
+def load_average() -> str:
+    return Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else "n/a"
