@@ -8,6 +8,10 @@ import dagster as dg
 
 from crypto_assets.analytics.assets import daily_indicators
 from crypto_assets.automation.alerts import failure_alerts_sensor
+from crypto_assets.automation.housekeeping import (
+    prune_run_history_job,
+    prune_run_history_schedule,
+)
 from crypto_assets.automation.jobs import kline_lineage_job
 from crypto_assets.automation.schedules import daily_klines_schedule
 from crypto_assets.automation.sensors import fresh_klines_sensor
@@ -24,8 +28,8 @@ from crypto_assets.settings import environment_name
 defs = dg.Definitions(
     assets=[raw_klines, clean_klines, snowflake_btcusdt, daily_indicators],
     asset_checks=[ohlc_checks, warehouse_matches_clean_klines, *freshness_checks],
-    jobs=[kline_lineage_job],
-    schedules=[daily_klines_schedule],
+    jobs=[kline_lineage_job, prune_run_history_job],
+    schedules=[daily_klines_schedule, prune_run_history_schedule],
     sensors=[fresh_klines_sensor, failure_alerts_sensor, freshness_checks_sensor],
     resources=resources_for(environment_name()),
     executor=dg.in_process_executor,
