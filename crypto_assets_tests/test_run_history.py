@@ -68,7 +68,9 @@ def test_the_prune_job_runs_daily_and_is_on_by_default(instance):
     job = defs.resolve_job_def("prune_run_history")
     result = job.execute_in_process(
         instance=instance,
-        run_config={"ops": {"prune_superseded_refresh_runs": {"config": {"keep_refresh_hours": 0}}}},
+        run_config={
+            "ops": {"prune_superseded_refresh_runs": {"config": {"keep_refresh_hours": 0}}}
+        },
     )
     assert result.success
     assert instance.get_run_by_id(old) is None

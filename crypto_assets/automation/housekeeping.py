@@ -60,7 +60,9 @@ def superseded_refresh_runs(
         )
         newest_id = newest[0].dagster_run.run_id if newest else None
         superseded += [
-            record.dagster_run.run_id for record in records if record.dagster_run.run_id != newest_id
+            record.dagster_run.run_id
+            for record in records
+            if record.dagster_run.run_id != newest_id
         ]
     return superseded
 
@@ -94,7 +96,7 @@ def prune_superseded_refresh_runs(context: dg.OpExecutionContext, config: PruneC
 
 @dg.job(
     name="prune_run_history",
-    description="Keeps the run history bounded: deletes superseded fresh-data refresh runs."
+    description="Keeps the run history bounded: deletes superseded fresh-data refresh runs.",
 )
 def prune_run_history_job() -> None:
     prune_superseded_refresh_runs()

@@ -57,6 +57,8 @@ def _ohlc_evaluation(
             "rule": describe(name),
             "offending_rows": violations.count,
             "offending_open_times": dg.MetadataValue.json(violations.first_open_times),
+            "first_offending_open_time": (violations.first_open_times or [""])[0],
+            "last_offending_open_time": violations.last_open_time or "",
             "rows": rows,
             "expected_rows": expected_rows,
         },

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 from pydantic import Field
 
 from crypto_assets.klines.frames import DayFrames
@@ -34,6 +35,10 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
 
 class StoredDayMissing(FileNotFoundError):
     """A partition was asked for that no run has written yet."""
+
+
+class StoredDayUnreadable(dg.Failure):
+    """A stored partition exists but does not read as Parquet (truncated, overwritten)."""
 
 
 class KlinesParquetIOManager(dg.ConfigurableIOManager):
@@ -113,7 +118,15 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                     f"{asset} has no data for {partition_key} at {self.uri(key)}:"
                     " materialize that partition first."
                 ) from exc
-            yield partition_key, pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+            try:
+                frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise StoredDayUnreadable(
+                    f"{asset} for {partition_key} at {self.uri(key)} is not readable Parquet"
+                    f" ({type(exc).__name__}: {exc}). Materialize {asset} for {partition_key}"
+                    " again to rewrite it."
+                ) from exc
+            yield partition_key, frame
 
 
 def _symbol_and_interval(metadata: dict | None) -> tuple[str, str]:
@@ -137,7 +150,10 @@ class LocalKlinesIOManager(KlinesParquetIOManager):
     def _put(self, key: str, data: bytes) -> str:
         target = Path(self.base_dir, key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        _remove_orphaned_temporaries(target)
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.{os.getpid()}."
+        )
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data)
@@ -152,3 +168,21 @@ class LocalKlinesIOManager(KlinesParquetIOManager):
             return Path(self.base_dir, key).read_bytes()
         except FileNotFoundError as exc:
             raise StoredDayMissing(key) from exc
+
+
+def _remove_orphaned_temporaries(target: Path) -> None:
+    """Deletes temporary files a killed writer of ``target`` left (named after its pid)."""
+    for temporary in target.parent.glob(f".{target.name}.*"):
+        pid = temporary.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            temporary.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
