@@ -8,9 +8,13 @@ import pytest
 
 from crypto_assets.klines.frames import day_start_ms
 from crypto_assets_tests.binance_standin import BinanceStandIn, shared_data_dir, synthetic_klines
-from crypto_assets_tests.prod_stack import prod_env, s3_endpoint
+from crypto_assets_tests.prod_stack import fake_snowflake, prod_env, s3_endpoint
 
-__all__ = ["prod_env", "s3_endpoint"]  # fixtures of the prod stand-ins, for every test module
+__all__ = [
+    "fake_snowflake",
+    "prod_env",
+    "s3_endpoint",
+]  # fixtures of the prod stand-ins, for every test module
 
 REAL_1M_CSV = "BTCUSDT-1m-2025-08-01_2025-08-10.csv"
 DAY_MS = 86_400_000

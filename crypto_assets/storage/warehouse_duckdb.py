@@ -100,14 +100,15 @@ def connect_waiting_for_lock(
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise
-            if time.monotonic() + pause > deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise dg.Failure(
                     f"The DuckDB warehouse {database} is held by {_describe_lock_holder(str(exc))}"
                     f" and stayed locked for {wait_seconds:g}s, so nothing was loaded. Close that"
                     " process (a notebook, the DuckDB CLI, another run) and run again."
                     f" DuckDB said: {exc}"
                 ) from exc
-            time.sleep(pause)
+            time.sleep(min(pause, remaining))
             pause = min(pause * 2, 2.0)
 
 
