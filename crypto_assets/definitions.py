@@ -16,12 +16,8 @@ from crypto_assets.automation.jobs import kline_lineage_job
 from crypto_assets.automation.schedules import daily_klines_schedule
 from crypto_assets.automation.sensors import fresh_klines_sensor
 from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
-from crypto_assets.klines.checks import (
-    freshness_checks,
-    freshness_checks_sensor,
-    ohlc_checks,
-    warehouse_matches_clean_klines,
-)
+from crypto_assets.klines.checks import ohlc_checks, warehouse_matches_clean_klines
+from crypto_assets.klines.freshness import freshness_checks, freshness_checks_sensor
 from crypto_assets.resources import resources_for
 from crypto_assets.settings import environment_name
 

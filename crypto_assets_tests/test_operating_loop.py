@@ -13,8 +13,8 @@ from crypto_assets.automation.alerts import Alert, AlertNotifier, failure_alerts
 from crypto_assets.automation.jobs import kline_lineage_job
 from crypto_assets.automation.schedules import daily_klines_schedule
 from crypto_assets.automation.sensors import FreshRun, fresh_klines_sensor, plan_fresh_runs
-from crypto_assets.klines.checks import freshness_checks
 from crypto_assets.klines.frames import day_start_ms
+from crypto_assets.klines.freshness import freshness_checks
 from crypto_assets.klines.resources import BinanceResource
 from crypto_assets.resources import local_resources
 from crypto_assets_tests.binance_standin import BinanceStandIn
