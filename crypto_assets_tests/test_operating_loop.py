@@ -13,21 +13,20 @@ from crypto_assets.automation.alerts import Alert, AlertNotifier, failure_alerts
 from crypto_assets.automation.jobs import kline_lineage_job
 from crypto_assets.automation.schedules import daily_klines_schedule
 from crypto_assets.automation.sensors import FreshRun, fresh_klines_sensor, plan_fresh_runs
-from crypto_assets.klines.frames import day_start_ms
 from crypto_assets.klines.freshness import freshness_checks
 from crypto_assets.klines.resources import BinanceResource
 from crypto_assets.resources import local_resources
 from crypto_assets_tests.binance_standin import BinanceStandIn
-from crypto_assets_tests.conftest import synthetic_days
+from crypto_assets_tests.conftest import synthetic_days, utc_ms
 from crypto_assets_tests.lineage import CHECKS, LINEAGE, materialize_days
 from crypto_assets_tests.webhook_receiver import WebhookReceiver
 
 MINUTE = 60_000
-JAN_2 = day_start_ms("2024-01-02")
+JAN_2 = utc_ms("2024-01-02")
 
 
 def at(day: str, hours: int, minutes: int, seconds: int = 30) -> int:
-    return day_start_ms(day) + ((hours * 60 + minutes) * 60 + seconds) * 1000
+    return utc_ms(day) + ((hours * 60 + minutes) * 60 + seconds) * 1000
 
 
 # -- planning, pure -----------------------------------------------------------------------------
@@ -64,7 +63,7 @@ def test_crossing_midnight_closes_the_previous_day_once():
 
 
 def test_a_long_outage_catches_up_at_most_a_week():
-    runs = plan_fresh_runs(day_start_ms("2024-01-01"), at("2024-01-20", 5, 0, 0), "1m")
+    runs = plan_fresh_runs(utc_ms("2024-01-01"), at("2024-01-20", 5, 0, 0), "1m")
     assert [run.partition_key for run in runs] == [
         *[f"2024-01-{day:02d}" for day in range(13, 20)],
         "2024-01-20",
@@ -184,7 +183,7 @@ def test_schedule_runs_daily_after_midnight_utc():
 def test_a_31_day_backfill_is_one_run_with_every_row_and_reruns_change_nothing(tmp_path, instance):
     with BinanceStandIn(
         {("BTCUSDT", "1m"): synthetic_days("2024-01-01", 31)},
-        clock_ms=lambda: day_start_ms("2024-02-01") + 30_000,
+        clock_ms=lambda: utc_ms("2024-02-01") + 30_000,
     ) as standin:
         resources = local_resources(
             {"CRYPTO_ASSETS_HOME": str(tmp_path), "BINANCE_BASE_URL": standin.url}

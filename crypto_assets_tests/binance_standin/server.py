@@ -179,7 +179,9 @@ class BinanceStandIn(MarketEndpoints, WeightAndFaults):
         else:
             answer = self._fault_answer(kind, path, lambda: self._normal_answer(path, query))
 
-        self._log(path, params, answer.status, used, received, fault)
+        self._log(
+            path, params, answer.status, used, received, fault, handler.headers.get("X-MBX-APIKEY")
+        )
         if kind == "reset":
             self._reset(handler)
             return
@@ -211,6 +213,7 @@ class BinanceStandIn(MarketEndpoints, WeightAndFaults):
         used: int,
         received: float,
         fault: Fault | None,
+        api_key: str | None,
     ) -> None:
         entry = {
             "path": path,
@@ -219,6 +222,7 @@ class BinanceStandIn(MarketEndpoints, WeightAndFaults):
             "weight_used": used,
             "time": received,
             "fault": None if fault is None else fault.kind,
+            "api_key": api_key,
         }
         with self._lock:
             self.requests.append(entry)
