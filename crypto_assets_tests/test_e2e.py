@@ -497,6 +497,59 @@ def test_local_stack_script_starts_both_and_ctrl_c_stops_them(tmp_path: Path) ->
             script.wait(timeout=10)
 
 
+def test_local_stack_without_a_terminal_stops_on_sigterm_within_15_seconds(tmp_path: Path) -> None:
+    """As a service manager runs it: its own session, no terminal, SIGTERM to the script only."""
+    port = free_port()
+    log = tmp_path / "local_stack.log"
+    env = {**local_env(), "PORT": str(port), "CRYPTO_ASSETS_HOME": str(tmp_path / "data")}
+    with log.open("wb") as out:
+        script = subprocess.Popen(
+            [str(ROOT / "scripts" / "local_stack.sh")],
+            cwd=tmp_path,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    groups = [script.pid]
+    gql = GraphQL(f"http://127.0.0.1:{port}/graphql")
+    try:
+
+        def webserver_answers() -> list[int] | None:
+            assert script.poll() is None, f"local_stack.sh exited early:\n{log.read_text()}"
+            pids = [
+                [int(words[3]), int(words[6])]
+                for words in (
+                    line.replace(",", "").split()
+                    for line in log.read_text(errors="replace").splitlines()
+                    if line.startswith("local_stack: webserver pid")
+                )
+            ]
+            try:
+                gql("{ version }")
+            except requests.RequestException:
+                return None
+            return pids[0] if pids else None
+
+        groups += wait_until("the script's webserver to answer", webserver_answers, 150, gql)
+        stopping = time.monotonic()
+        os.kill(script.pid, signal.SIGTERM)
+        assert script.wait(timeout=30) == 143, log.read_text()
+        while time.monotonic() - stopping < 15 and any(_live_members(g) for g in groups):
+            time.sleep(0.2)
+        left = [member for group in groups for member in _live_members(group)]
+        assert not left, f"left running after SIGTERM: {left}\n{log.read_text()}"
+        assert time.monotonic() - stopping < 15
+    finally:
+        for group in groups:
+            if _live_members(group):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            script.wait(timeout=10)
+
+
 # -- a. one day -----------------------------------------------------------------------------------
 
 

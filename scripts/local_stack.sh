@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${DAGSTER_BIN:-$ROOT/.venv/bin}
 PORT=${PORT:-3000}
-STOP_TIMEOUT=${STOP_TIMEOUT:-30}
+STOP_TIMEOUT=${STOP_TIMEOUT:-10}  # a service manager allows 15 s or so before it kills
 
 for tool in dagster-webserver dagster-daemon; do
     [ -x "$BIN/$tool" ] || { echo "$BIN/$tool not found: run 'make setup' first" >&2; exit 1; }
