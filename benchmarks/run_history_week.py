@@ -5,14 +5,16 @@ The sensor launches a run for every closed 1m candle (1,440 a day). This drives 
 Binance stand-in), against a persistent SQLite instance made from deploy/dagster.local.yaml:
 
   1. two real refresh runs, `dagster job execute -m crypto_assets.definitions -j kline_lineage`,
-     as the daemon would launch them: the second one's footprint is the per-run figure;
-  2. every run the sensor requests during the simulated days is recorded in the instance with
-     that real run's events (the events are what takes the space; executing 10,000 runs would
-     take hours), with the sensor's tags; every `--failure-every`-th run is recorded failed;
-  3. the `prune_run_history` logic runs at 00:30 of each simulated day, as its schedule does.
+     as the daemon launches them: the second one's footprint on DAGSTER_HOME is the per-run figure;
+  2. `--replay` runs are recorded with that real run's events and captured logs, and their
+     measured growth checks the per-run figure (recording events costs about half a second a
+     run, so a week of 10,000 runs is not replayed);
+  3. every run the sensor requests in the simulated days is recorded in the instance with the
+     sensor's tags (every `--failure-every`-th one failed), and the `prune_run_history` logic
+     runs at half past every simulated hour, as its schedule does.
 
-Prints, per simulated day, DAGSTER_HOME's size and run count with pruning, against the floor
-without pruning (the per-run footprint times the runs launched).
+Prints, per simulated day, the runs kept and DAGSTER_HOME's size: what is on disk, plus the
+per-run figure for each kept run recorded without its events; against the same without pruning.
 
     .venv/bin/python benchmarks/run_history_week.py --days 7
 """
@@ -39,6 +41,7 @@ from crypto_assets.klines.resources import BinanceResource  # noqa: E402
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines  # noqa: E402
 
 BIN = Path(sys.executable).parent
+SUCCESS, FAILURE = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 FIRST_DAY = "2024-03-01"
@@ -97,6 +100,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--keep-refresh-hours", type=float, default=48)
     parser.add_argument("--failure-every", type=int, default=720)
+    parser.add_argument("--replay", type=int, default=40)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="run-history-"))
@@ -120,16 +124,22 @@ def main() -> None:
         template_run = instance.get_runs(limit=1)[0]
         template = list(instance.all_logs(template_run.run_id))
         template_logs = dagster_home / "storage" / template_run.run_id
+        replay_started = folder_bytes(dagster_home)
+        for _ in range(args.replay):
+            record_run(instance, template, template_logs, dict(template_run.tags), SUCCESS)
+        replayed = (folder_bytes(dagster_home) - replay_started) / max(args.replay, 1)
         print(
-            f"one real refresh run: {per_run / 1024:.0f} KiB on DAGSTER_HOME,"
-            f" {len(template)} events; replaying it for every simulated run",
+            f"per run: {per_run / 1024:.0f} KiB (a real refresh run, {len(template)} events);"
+            f" {replayed / 1024:.0f} KiB each for {args.replay} replayed runs",
             flush=True,
         )
+        with_events = set(instance.get_run_ids())
         now_ms[0] = first_ms + 30_000
         resources = {"binance": BinanceResource(base_url=standin.url)}
         cursor = None
         launched = 0
         real_times: list[tuple[int, datetime]] = []  # (simulated ms, real time) of each run
+        deleted_today = 0
         for minute in range(args.days * 1440):
             now_ms[0] = first_ms + minute * MINUTE_MS + 30_000
             context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
@@ -140,19 +150,21 @@ def main() -> None:
                     launched += 1
                     failed = args.failure_every and launched % args.failure_every == 0
                     real_times.append((now_ms[0], datetime.now(timezone.utc)))
-                    record_run(
-                        instance,
-                        template,
-                        template_logs,
-                        {
-                            **request.tags,
-                            "dagster/partition": request.partition_key,
-                            "dagster/run_key": request.run_key,
-                        },
-                        dg.DagsterRunStatus.FAILURE if failed else dg.DagsterRunStatus.SUCCESS,
+                    tags = {
+                        **request.tags,
+                        "dagster/partition": request.partition_key,
+                        "dagster/run_key": request.run_key,
+                    }
+                    instance.add_run(
+                        dg.DagsterRun(
+                            job_name="kline_lineage",
+                            run_id=str(uuid.uuid4()),
+                            status=FAILURE if failed else SUCCESS,
+                            tags=tags,
+                        )
                     )
             minute_of_day = minute % 1440
-            if minute_of_day == 30 and minute >= 1440:
+            if minute % 60 == 30:
                 cutoff_ms = now_ms[0] - int(args.keep_refresh_hours * 3_600_000)
                 older = [real for simulated, real in real_times if simulated < cutoff_ms]
                 if older:
@@ -160,16 +172,22 @@ def main() -> None:
                     # keep_refresh_hours after the last run older than the simulated cutoff
                     as_of = older[-1] + timedelta(hours=args.keep_refresh_hours, microseconds=1)
                     pruned = prune_run_history(instance, as_of, args.keep_refresh_hours)
-                    print(f"  pruned {len(pruned.deleted_run_ids)} runs", flush=True)
+                    deleted_today += len(pruned.deleted_run_ids)
             if minute_of_day == 1439:
-                size = folder_bytes(dagster_home)
                 runs = instance.get_runs_count()
+                kept_with_events = len(with_events & set(instance.get_run_ids()))
+                on_disk = folder_bytes(dagster_home)
+                size = on_disk + (runs - kept_with_events) * per_run
+                unpruned = on_disk + (launched + len(with_events) - kept_with_events) * per_run
                 print(
-                    f"day {minute // 1440 + 1}: DAGSTER_HOME {size / 2**20:.1f} MiB, {runs} runs"
-                    f" (without pruning: {launched * per_run / 2**20:.1f} MiB,"
-                    f" {launched} runs); {time.monotonic() - started:.0f}s elapsed",
+                    f"day {minute // 1440 + 1}: {runs} runs ({deleted_today} pruned),"
+                    f" DAGSTER_HOME {size / 2**20:.0f} MiB"
+                    f" ({on_disk / 2**20:.0f} MiB on disk); without pruning"
+                    f" {launched + len(with_events)} runs, {unpruned / 2**20:.0f} MiB;"
+                    f" {time.monotonic() - started:.0f}s elapsed",
                     flush=True,
                 )
+                deleted_today = 0
     print(f"DAGSTER_HOME left in {dagster_home} (delete it when done)")
 
 

@@ -5,11 +5,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import dagster as dg
+import pytest
+
+# dagster_instance_config validates a dagster.yaml the way `dagster` itself loads it.
+from dagster._core.instance.config import dagster_instance_config
 
 from crypto_assets.automation.housekeeping import prune_run_history, prune_run_history_schedule
 from crypto_assets.definitions import defs
 
 SUCCESS, FAILURE = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
+DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
 
 
 def add_run(
@@ -59,8 +64,8 @@ def test_prune_deletes_only_superseded_refreshes_older_than_the_window(instance)
     assert len(list(instance.all_logs(final))) == 1
 
 
-def test_the_prune_job_runs_daily_and_is_on_by_default(instance):
-    assert prune_run_history_schedule.cron_schedule == "30 0 * * *"
+def test_the_prune_job_runs_hourly_is_on_by_default_and_prunes_its_own_runs(instance):
+    assert prune_run_history_schedule.cron_schedule == "30 * * * *"
     assert prune_run_history_schedule.execution_timezone == "UTC"
     assert prune_run_history_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     old = add_run(instance, "2024-01-02", "2024-01-02@1704153600000")
@@ -74,3 +79,20 @@ def test_the_prune_job_runs_daily_and_is_on_by_default(instance):
     )
     assert result.success
     assert instance.get_run_by_id(old) is None
+    again = job.execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"prune_superseded_refresh_runs": {"config": {"keep_refresh_hours": 0}}}
+        },
+    )
+    assert instance.get_run_by_id(result.run_id) is None
+    assert instance.get_run_by_id(again.run_id) is not None
+
+
+@pytest.mark.parametrize("config_file", ["dagster.local.yaml", "dagster.prod.yaml"])
+def test_both_instance_configs_purge_sensor_and_schedule_ticks(config_file):
+    config, _ = dagster_instance_config(str(DEPLOY_DIR), config_filename=config_file)
+    assert config["retention"] == {
+        "schedule": {"purge_after_days": 90},
+        "sensor": {"purge_after_days": {"skipped": 1, "failure": 30, "success": 7}},
+    }

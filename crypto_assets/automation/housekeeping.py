@@ -2,7 +2,9 @@
 
 A refresh run of a day is superseded once a later run of the same day succeeded (the day's
 final run, or a newer refresh). Superseded refreshes older than ``keep_refresh_hours`` are
-deleted; final runs, scheduled runs, failed runs and every other job's runs are kept.
+deleted, and so are this job's own successful runs; final runs, scheduled runs, failed runs and
+every other job's runs are kept. It runs hourly, so the history never holds much more than
+``keep_refresh_hours`` of refreshes (a daily prune would let a third day pile up in between).
 """
 
 from collections import defaultdict
@@ -19,8 +21,9 @@ SENSOR_TRIGGER = "fresh_klines_sensor"
 PARTITION_TAG = "dagster/partition"
 RUN_KEY_TAG = "dagster/run_key"
 KEEP_REFRESH_HOURS = 48
-PRUNE_CRON = "30 0 * * *"
-"""00:30 UTC, after the daily schedule (00:10) and the sensor's final run of the day."""
+PRUNE_CRON = "30 * * * *"
+"""Half past every hour: clear of the daily schedule (00:10) and the day's final run."""
+PRUNE_JOB_NAME = "prune_run_history"
 
 
 @dataclass(frozen=True)
@@ -67,10 +70,25 @@ def superseded_refresh_runs(
     return superseded
 
 
+def earlier_prune_runs(instance: dg.DagsterInstance, older_than: datetime) -> list[str]:
+    """This job's own successful runs before the window: each only says what it deleted."""
+    return [
+        record.dagster_run.run_id
+        for record in instance.get_run_records(
+            dg.RunsFilter(
+                job_name=PRUNE_JOB_NAME,
+                statuses=[dg.DagsterRunStatus.SUCCESS],
+                created_before=older_than,
+            )
+        )
+    ]
+
+
 def prune_run_history(
     instance: dg.DagsterInstance, now: datetime, keep_refresh_hours: float = KEEP_REFRESH_HOURS
 ) -> PruneResult:
     run_ids = superseded_refresh_runs(instance, now, keep_refresh_hours)
+    run_ids += earlier_prune_runs(instance, now - timedelta(hours=keep_refresh_hours))
     for run_id in run_ids:
         delete_run_everywhere(instance, run_id)
     kept = instance.get_runs_count(
@@ -95,7 +113,7 @@ def prune_superseded_refresh_runs(context: dg.OpExecutionContext, config: PruneC
 
 
 @dg.job(
-    name="prune_run_history",
+    name=PRUNE_JOB_NAME,
     description="Keeps the run history bounded: deletes superseded fresh-data refresh runs.",
 )
 def prune_run_history_job() -> None:
@@ -108,5 +126,5 @@ prune_run_history_schedule = dg.ScheduleDefinition(
     cron_schedule=PRUNE_CRON,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily: deletes refresh runs the day's final run superseded, after 48 h.",
+    description="Hourly: deletes superseded refresh runs older than 48 h.",
 )
