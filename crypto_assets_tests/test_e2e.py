@@ -38,6 +38,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+import dagster as dg
 import duckdb
 import pytest
 import requests
@@ -142,7 +143,7 @@ query ($runId: ID!) {
 
 CHECK_EXECUTIONS = """
 query ($asset: AssetKeyInput!, $check: String!) {
-  assetCheckExecutions(assetKey: $asset, checkName: $check, limit: 25) {
+  assetCheckExecutions(assetKey: $asset, checkName: $check, limit: 100) {
     runId status partition
     evaluation {
       severity
@@ -319,6 +320,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     dagster_home = work / "dagster_home"
     dagster_home.mkdir()
     shutil.copy(ROOT / "deploy" / "dagster.local.yaml", dagster_home / "dagster.yaml")
+    # As local_stack.sh does: the databases exist before two processes could race to create them.
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+        instance.fetch_materializations(dg.AssetKey("snowflake_btcusdt"), limit=1)
     start = int(TODAY.timestamp() * 1000) - 44 * DAY_MS
     klines = {KEY: synthetic_klines("1m", start, start + 46 * DAY_MS)}
     port = free_port()
@@ -627,14 +633,19 @@ def test_a_33_day_backfill_is_one_run_recording_only_failed_days(day: Stack) -> 
     tags = {tag["key"]: tag["value"] for tag in run["tags"]}
     assert tags["dagster/asset_partition_range_start"] == LONG_RANGE_DAYS[0], tags
     assert tags["dagster/asset_partition_range_end"] == LONG_RANGE_DAYS[-1], tags
-    # Over 31 days only failed days get their own record; every day here passed.
+    # Over 31 days a range run records a day's own result only when it failed (each costs
+    # about 10 ms); every day here passed, so the UI shows them as skipped under the run's
+    # one range-wide success.
     for asset, check in [
         *(("clean_klines", c) for c in CLEAN_CHECKS),
         ("snowflake_btcusdt", WAREHOUSE_CHECK),
     ]:
         executions = day.check_executions(asset, check, run["runId"])
-        assert [row["partition"] for row in executions] == [None], (check, executions)
-        assert executions[0]["status"] == "SUCCEEDED", (check, executions)
+        by_partition = {row["partition"]: row["status"] for row in executions}
+        assert by_partition == {None: "SUCCEEDED", **dict.fromkeys(LONG_RANGE_DAYS, "SKIPPED")}, (
+            check,
+            by_partition,
+        )
     rows = day.rows_per_day()
     assert [rows.get(d) for d in LONG_RANGE_DAYS] == [ROWS_PER_DAY] * 33, rows
 

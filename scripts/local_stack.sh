@@ -35,6 +35,20 @@ if [ ! -f "$DAGSTER_HOME/dagster.yaml" ]; then
 fi
 cd "$ROOT"
 
+# A fresh DAGSTER_HOME gets its SQLite databases created here, once: the webserver and the daemon
+# starting together would both create them, and two processes stamping one database's schema
+# version leave it unreadable ("alembic_version has more than one head").
+if [ ! -f "$DAGSTER_HOME/schedules/schedules.db" ]; then
+    "$BIN/python" - <<'PYTHON'
+import dagster as dg
+
+with dg.DagsterInstance.get() as instance:
+    instance.get_runs(limit=1)
+    instance.all_instigator_state()
+    instance.fetch_materializations(dg.AssetKey("snowflake_btcusdt"), limit=1)
+PYTHON
+fi
+
 # Job control gives each process its own process group (their code servers and runs join it),
 # and keeps SIGINT/SIGTERM working in them: without it, bash starts background processes with
 # SIGINT ignored, and Dagster maps SIGTERM onto the SIGINT handler, so they could not be stopped.
