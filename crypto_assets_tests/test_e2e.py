@@ -13,8 +13,8 @@ d. a day with a corrupted candle: its blocking check fails, and the alert reache
    once per failed check.
 
 Then headless Chromium renders the asset lineage, the catalog and the asset pages with the checks
-and partitions (screenshots land in artifacts/screenshots/). Before all of it, a first test
-starts `scripts/local_stack.sh` itself and stops it with Ctrl-C.
+and partitions (screenshots land in artifacts/screenshots/). Before all of it, two tests start
+`scripts/local_stack.sh` itself: one stops it with Ctrl-C, one without a terminal with SIGTERM.
 
 To keep the module within a few minutes on two cores, everything the user asks for is launched
 first (the run queue takes one run at a time), then each test waits for and checks its part;
