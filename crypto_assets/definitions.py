@@ -8,6 +8,10 @@ import dagster as dg
 
 from crypto_assets.analytics.definitions import ANALYTICS_ASSETS, analytics_automation_sensor
 from crypto_assets.automation.alerts import failure_alerts_sensor
+from crypto_assets.automation.housekeeping import (
+    prune_run_history_job,
+    prune_run_history_schedule,
+)
 from crypto_assets.automation.jobs import kline_lineage_job
 from crypto_assets.automation.schedules import daily_klines_schedule
 from crypto_assets.automation.sensors import fresh_klines_sensor
@@ -17,12 +21,8 @@ from crypto_assets.klines.archive_checks import (
     archive_matches_rest,
 )
 from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
-from crypto_assets.klines.checks import (
-    freshness_checks,
-    freshness_checks_sensor,
-    ohlc_checks,
-    warehouse_matches_clean_klines,
-)
+from crypto_assets.klines.checks import ohlc_checks, warehouse_matches_clean_klines
+from crypto_assets.klines.freshness import freshness_checks, freshness_checks_sensor
 from crypto_assets.resources import resources_for
 from crypto_assets.settings import environment_name
 
@@ -35,8 +35,8 @@ defs = dg.Definitions(
         archive_files_unchanged,
         *freshness_checks,
     ],
-    jobs=[kline_lineage_job, archive_audit_job],
-    schedules=[daily_klines_schedule],
+    jobs=[kline_lineage_job, archive_audit_job, prune_run_history_job],
+    schedules=[daily_klines_schedule, prune_run_history_schedule],
     sensors=[
         fresh_klines_sensor,
         failure_alerts_sensor,

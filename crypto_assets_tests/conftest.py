@@ -1,6 +1,7 @@
 """Shared fixtures: a Binance stand-in on loopback and Dagster definitions wired to a temp home."""
 
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -8,14 +9,22 @@ import dagster as dg
 import fakesnow
 import pytest
 
-from crypto_assets.klines.frames import day_start_ms
 from crypto_assets_tests.binance_standin import BinanceStandIn, shared_data_dir, synthetic_klines
-from crypto_assets_tests.prod_stack import prod_env, s3_endpoint
+from crypto_assets_tests.prod_stack import fake_snowflake, prod_env, s3_endpoint
 
-__all__ = ["prod_env", "s3_endpoint"]  # fixtures of the prod stand-ins, for every test module
+__all__ = [
+    "fake_snowflake",
+    "prod_env",
+    "s3_endpoint",
+]  # fixtures of the prod stand-ins, for every test module
 
 REAL_1M_CSV = "BTCUSDT-1m-2025-08-01_2025-08-10.csv"
 DAY_MS = 86_400_000
+
+
+def utc_ms(day: str) -> int:
+    """Epoch ms of a UTC midnight, worked out here rather than by the code under test."""
+    return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()) * 1000
 
 
 @pytest.fixture
@@ -27,7 +36,7 @@ def real_1m_csv() -> Path:
 
 
 def synthetic_days(first_day: str, days: int, interval: str = "1m", seed: int = 7) -> list[list]:
-    start = day_start_ms(first_day)
+    start = utc_ms(first_day)
     return synthetic_klines(interval, start, start + days * DAY_MS, seed=seed)
 
 
@@ -41,7 +50,7 @@ def synthetic_rows() -> list[list]:
 def synthetic_standin(synthetic_rows: list[list]) -> Iterator[BinanceStandIn]:
     """The synthetic days served as if it were 2024-01-04 00:00:30 UTC."""
     klines = {("BTCUSDT", "1m"): [list(row) for row in synthetic_rows]}
-    with BinanceStandIn(klines, clock_ms=lambda: day_start_ms("2024-01-04") + 30_000) as standin:
+    with BinanceStandIn(klines, clock_ms=lambda: utc_ms("2024-01-04") + 30_000) as standin:
         yield standin
 
 

@@ -48,3 +48,12 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
             if event.event_type_value == "ASSET_CHECK_EVALUATION"
         )
     }
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """Every step failure's error with its causes, as the run page shows it."""
+    return "\n".join(
+        event.step_failure_data.error.to_string()
+        for event in result.all_events
+        if event.is_step_failure and event.step_failure_data.error
+    )

@@ -5,7 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import fakesnow
 import pytest
+import snowflake.connector
 import sqlglot
 from moto.server import ThreadedMotoServer
 
@@ -75,3 +77,18 @@ def prod_env(monkeypatch, s3_endpoint, synthetic_standin) -> Iterator[dict[str, 
         for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
             s3.delete_object(Bucket=bucket, Key=item["Key"])
         s3.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def fake_snowflake() -> Iterator[None]:
+    """fakesnow in patch mode, with the tables of sql/02_tables.sql created."""
+    with fakesnow.patch(
+        extra_targets=["dagster_snowflake_pandas.snowflake_pandas_type_handler.write_pandas"]
+    ):
+        connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
+        statements = table_ddl()
+        assert statements, "sql/02_tables.sql holds no CREATE TABLE"
+        for statement in statements:
+            connection.cursor().execute(statement)
+        connection.close()
+        yield

@@ -2,12 +2,10 @@
 
 import csv
 import logging
-import time
 
 import pytest
 
 from crypto_assets.cli import main as cli_main
-from crypto_assets.klines.frames import day_start_ms
 from crypto_assets.sources.binance_rest import (
     BinanceError,
     BinanceKlinesClient,
@@ -16,14 +14,18 @@ from crypto_assets.sources.binance_rest import (
     WeightPacer,
     get_klines,
 )
-from crypto_assets.sources.klines_csv import CSV_HEADER, save_klines_to_csv
+from crypto_assets.sources.klines_csv import save_klines_to_csv
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
+from crypto_assets_tests.clocks import FakeClock
+from crypto_assets_tests.conftest import utc_ms
 
-JAN_1 = day_start_ms("2024-01-01")
+JAN_1 = utc_ms("2024-01-01")
 QUICK_RETRIES = RetryPolicy(max_attempts=4, backoff_base=0.01, backoff_max=0.05)
 
 
 def client_for(standin: BinanceStandIn, **kwargs) -> BinanceKlinesClient:
+    """A client whose pauses (backoff, Retry-After) go to a fake clock unless one is given."""
+    kwargs.setdefault("sleep", FakeClock().sleep)
     return BinanceKlinesClient(base_url=standin.url, retry=QUICK_RETRIES, **kwargs)
 
 
@@ -70,20 +72,23 @@ def test_an_unknown_symbol_names_it(synthetic_standin):
 
 
 def test_pacing_keeps_under_the_weight_budget_without_429():
+    clock = FakeClock(1_700_000_000.0)
     rows = synthetic_klines("1m", JAN_1, JAN_1 + 12_000 * 60_000)
-    with BinanceStandIn({("BTCUSDT", "1m"): rows}, weight_limit=12, window_seconds=1.0) as standin:
-        pacer = WeightPacer(budget=12, window_seconds=1.0, safety_margin=0.0)
-        started = time.monotonic()
-        klines = client_for(standin, pacer=pacer).get_klines(
+    with BinanceStandIn(
+        {("BTCUSDT", "1m"): rows}, weight_limit=12, window_seconds=1.0, wall_clock=clock
+    ) as standin:
+        pacer = WeightPacer(
+            budget=12, window_seconds=1.0, safety_margin=0.0, clock=clock, sleep=clock.sleep
+        )
+        klines = client_for(standin, pacer=pacer, sleep=clock.sleep).get_klines(
             "BTCUSDT", "1m", JAN_1, rows[-1][0] + 1
         )
-        elapsed = time.monotonic() - started
     assert len(klines) == 12_000
     assert standin.served_429 == 0 and standin.served_418 == 0
-    # 13 requests of weight 1-2 under 12 per second cannot finish inside one window
-    assert elapsed > 1.0
+    # /time (1) and 12 pages (2 each) are 25 units: 11 + 12 + 2 over three 1-second windows
+    assert clock.sleeps == [1.0, 1.0]
     used = [int(request["weight_used"]) for request in standin.requests]
-    assert max(used) <= 12
+    assert used == [1, 3, 5, 7, 9, 11, 2, 4, 6, 8, 10, 12, 2]
 
 
 @pytest.mark.parametrize("fault", ["429", "418", "500", "502", "503", "truncated", "reset"])
@@ -95,11 +100,24 @@ def test_transient_failures_are_retried(synthetic_standin, synthetic_rows, fault
     assert len(statuses) == 2 and statuses[-1] == 200
 
 
-def test_retry_after_is_honoured(synthetic_standin):
-    synthetic_standin.inject("429")
-    started = time.monotonic()
-    client_for(synthetic_standin).get_klines("BTCUSDT", "1m", JAN_1, JAN_1 + 600_000)
-    assert time.monotonic() - started >= 1.0  # the stand-in asks for Retry-After: 1
+@pytest.mark.parametrize("status", ["429", "418"])
+def test_retry_after_is_waited_exactly(synthetic_standin, status):
+    clock = FakeClock()
+    synthetic_standin.inject(status)  # the stand-in asks for Retry-After: 1
+    client_for(synthetic_standin, sleep=clock.sleep).get_klines(
+        "BTCUSDT", "1m", JAN_1, JAN_1 + 600_000
+    )
+    assert clock.sleeps == [1.0]
+
+
+def test_a_retry_after_beyond_max_retry_after_fails_at_once_without_waiting(synthetic_standin):
+    clock = FakeClock()
+    synthetic_standin.ban(600)
+    client = client_for(synthetic_standin, sleep=clock.sleep)
+    with pytest.raises(BinanceError, match=r"418 and asks to wait 600s, longer than the 300s"):
+        client.get_klines("BTCUSDT", "1m", JAN_1, JAN_1 + 600_000)
+    assert clock.sleeps == []
+    assert [request["status"] for request in synthetic_standin.requests] == [418]
 
 
 def test_a_slow_answer_times_out_and_is_retried(synthetic_standin, synthetic_rows):
@@ -121,8 +139,11 @@ def test_api_keys_are_sent_but_never_logged(synthetic_standin, caplog, monkeypat
     with caplog.at_level(logging.DEBUG):
         client = client_for(synthetic_standin)
         client.get_klines("BTCUSDT", "1m", JAN_1, JAN_1 + 600_000)
+    assert {request["api_key"] for request in synthetic_standin.requests} == {
+        "key-that-must-not-leak"
+    }
     assert "must-not-leak" not in caplog.text + repr(client)
-    assert "500" in caplog.text
+    assert "HTTP 500" in caplog.text
 
 
 def test_module_level_get_klines_uses_binance_base_url(synthetic_standin, monkeypatch):
@@ -140,7 +161,21 @@ def test_save_klines_to_csv_writes_the_capstone_file(tmp_path, monkeypatch):
     assert path.name == "BTCUSDT_1h.csv"
     with path.open() as handle:
         table = list(csv.reader(handle))
-    assert tuple(table[0]) == CSV_HEADER
+    assert table[0] == [
+        "open_time",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "close_time",
+        "quote_asset_volume",
+        "num_trades",
+        "taker_base_vol",
+        "taker_quote_vol",
+        "ignore",
+        "order_book",
+    ]
     assert len(table) == 1 + 48
     assert table[1] == [str(value) for value in rows[0]] + [""]
     assert not list(tmp_path.glob("*.partial"))

@@ -433,6 +433,7 @@ def test_request_log(standin: BinanceStandIn, wall: Clock) -> None:
         "weight_used": 2,
         "time": wall.value,
         "fault": None,
+        "api_key": None,
     }
 
 

@@ -5,15 +5,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pandas as pd
 
-from crypto_assets.klines.frames import day_start_ms
+from crypto_assets.klines.checks import warehouse_matches_clean_klines
 from crypto_assets.resources import local_resources
 from crypto_assets.storage.parquet import partition_object_key
 from crypto_assets_tests.binance_standin import BinanceStandIn, load_klines_csv
-from crypto_assets_tests.conftest import synthetic_days
-from crypto_assets_tests.lineage import check_results, materialize_days
+from crypto_assets_tests.conftest import synthetic_days, utc_ms
+from crypto_assets_tests.lineage import CHECKS, LINEAGE, check_results, materialize_days
 
 WAREHOUSE_QUERY = "SELECT * FROM cryptodb.cryptoschema.btcusdt ORDER BY open_time"
 
@@ -38,7 +39,7 @@ def test_one_day_lands_in_every_zone_and_the_warehouse(tmp_path, synthetic_stand
     served = synthetic_rows[1440:2880]
     assert len(raw) == len(clean) == 1440
     assert raw["open"].tolist()[:3] == [row[1] for row in served[:3]]
-    assert raw["open_time"].iloc[0] == day_start_ms("2024-01-02")
+    assert raw["open_time"].iloc[0] == 1_704_153_600_000  # 2024-01-02T00:00:00Z
 
     table = warehouse(tmp_path)
     assert len(table) == 1440
@@ -106,7 +107,7 @@ def test_real_klines_reach_the_warehouse_unchanged(tmp_path, real_1m_csv):
     with BinanceStandIn({("BTCUSDT", "1m"): rows}) as standin:
         result = materialize_days(local(tmp_path, standin), "2025-08-05")
     assert result.success
-    source = [row for row in rows if row[0] >= day_start_ms("2025-08-05")][:1440]
+    source = [row for row in rows if row[0] >= utc_ms("2025-08-05")][:1440]
     table = warehouse(tmp_path)
     assert len(table) == 1440
     assert table["open_time"].iloc[0] == pd.Timestamp("2025-08-05 00:00")
@@ -119,7 +120,7 @@ def test_real_klines_reach_the_warehouse_unchanged(tmp_path, real_1m_csv):
 def test_readme_command_materializes_an_hourly_day(tmp_path):
     """`dagster asset materialize -m crypto_assets.definitions ...` as the README runs it, on 1h."""
     klines = {("BTCUSDT", "1h"): synthetic_days("2024-01-01", 2, interval="1h")}
-    with BinanceStandIn(klines, clock_ms=lambda: day_start_ms("2024-01-03")) as standin:
+    with BinanceStandIn(klines, clock_ms=lambda: utc_ms("2024-01-03")) as standin:
         completed = subprocess.run(
             [
                 str(Path(sys.executable).parent / "dagster"),
@@ -148,3 +149,29 @@ def test_readme_command_materializes_an_hourly_day(tmp_path):
     assert len(table) == 24
     assert set(table["interval"]) == {"1h"}
     assert table["open_time"].iloc[-1] == pd.Timestamp("2024-01-02 23:00")
+
+
+def test_the_row_count_check_fails_when_the_warehouse_lost_rows(tmp_path, synthetic_standin):
+    resources = local(tmp_path, synthetic_standin)
+    assert materialize_days(resources, "2024-01-02").success
+    with duckdb.connect(str(tmp_path / "cryptodb.duckdb")) as connection:
+        connection.execute(
+            "delete from cryptodb.cryptoschema.btcusdt where open_time >= '2024-01-02 23:50:00'"
+        )
+
+    result = dg.materialize(
+        [*LINEAGE, *CHECKS],
+        resources=resources,
+        tags={"dagster/partition": "2024-01-02"},
+        selection=dg.AssetSelection.checks(warehouse_matches_clean_klines),
+        raise_on_error=False,
+    )
+
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert evaluation.check_name == "warehouse_matches_clean_klines"
+    assert not evaluation.passed
+    assert evaluation.metadata["clean_rows"].value == 1440
+    assert evaluation.metadata["warehouse_rows"].value == 1430
+    assert evaluation.metadata["mismatched_days"].value == {
+        "2024-01-02": {"clean_klines": 1440, "warehouse": 1430}
+    }

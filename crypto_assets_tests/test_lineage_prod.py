@@ -3,9 +3,6 @@
 The same assets as locally; only the resources differ (CRYPTO_ASSETS_ENV=prod settings).
 """
 
-from collections.abc import Iterator
-
-import fakesnow
 import pandas as pd
 import pytest
 import snowflake.connector
@@ -21,19 +18,7 @@ from crypto_assets_tests.prod_stack import (
     table_ddl,
 )
 
-
-@pytest.fixture
-def fake_snowflake() -> Iterator[None]:
-    with fakesnow.patch(
-        extra_targets=["dagster_snowflake_pandas.snowflake_pandas_type_handler.write_pandas"]
-    ):
-        connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
-        statements = table_ddl()
-        assert statements, "sql/02_tables.sql holds no CREATE TABLE"
-        for statement in statements:
-            connection.cursor().execute(statement)
-        connection.close()
-        yield
+EXPECTED_CHECKS = 10  # nine OHLC rules and completeness on clean_klines, one row count
 
 
 def query(sql: str) -> pd.DataFrame:
@@ -50,7 +35,9 @@ def test_prod_lineage_writes_both_buckets_and_snowflake(prod_env, fake_snowflake
     assert materialize_days(resources, "2024-01-02").success
     result = materialize_days(resources, "2024-01-01")
     assert result.success
-    assert all(evaluation.passed for evaluation in check_results(result).values())
+    checks = check_results(result)
+    assert len(checks) == EXPECTED_CHECKS
+    assert [name for name, evaluation in checks.items() if not evaluation.passed] == []
 
     s3 = s3_client(prod_env["AWS_ENDPOINT_URL_S3"])
     for bucket in (RAW_BUCKET, TRANSFORMED_BUCKET):
@@ -92,3 +79,29 @@ def test_a_missing_bucket_fails_the_run_naming_it(prod_env, fake_snowflake, monk
     failure = next(event for event in result.all_events if event.is_step_failure)
     assert "no-such-bucket" in str(failure.step_failure_data.error)
     assert "does not exist" in str(failure.step_failure_data.error)
+
+
+def test_a_non_default_snowflake_schema_is_loaded_and_checked_there(
+    prod_env, fake_snowflake, monkeypatch
+):
+    """SNOWFLAKE_SCHEMA=OTHERSCHEMA: the load, its row-count check and reads all go there,
+    while an empty CRYPTOSCHEMA.BTCUSDT sits beside it."""
+    connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
+    connection.cursor().execute("CREATE SCHEMA IF NOT EXISTS CRYPTODB.OTHERSCHEMA")
+    for statement in table_ddl():
+        connection.cursor().execute(statement.replace("CRYPTOSCHEMA", "OTHERSCHEMA"))
+    connection.close()
+    monkeypatch.setenv("SNOWFLAKE_SCHEMA", "OTHERSCHEMA")
+    environ = {**prod_env, "SNOWFLAKE_SCHEMA": "OTHERSCHEMA"}
+
+    result = materialize_days(prod_resources(environ), "2024-01-02")
+
+    assert result.success
+    row_count = check_results(result)["warehouse_matches_clean_klines"]
+    assert row_count.passed
+    assert row_count.metadata["warehouse_rows"].value == 1440
+    counts = query(
+        "SELECT (SELECT COUNT(*) FROM CRYPTODB.OTHERSCHEMA.BTCUSDT) AS OTHER,"
+        " (SELECT COUNT(*) FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT) AS DEFAULT_SCHEMA"
+    )
+    assert counts.values.tolist() == [[1440, 0]]

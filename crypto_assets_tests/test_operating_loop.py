@@ -13,21 +13,20 @@ from crypto_assets.automation.alerts import Alert, AlertNotifier, failure_alerts
 from crypto_assets.automation.jobs import kline_lineage_job
 from crypto_assets.automation.schedules import daily_klines_schedule
 from crypto_assets.automation.sensors import FreshRun, fresh_klines_sensor, plan_fresh_runs
-from crypto_assets.klines.checks import freshness_checks
-from crypto_assets.klines.frames import day_start_ms
+from crypto_assets.klines.freshness import freshness_checks
 from crypto_assets.klines.resources import BinanceResource
 from crypto_assets.resources import local_resources
 from crypto_assets_tests.binance_standin import BinanceStandIn
-from crypto_assets_tests.conftest import synthetic_days
+from crypto_assets_tests.conftest import synthetic_days, utc_ms
 from crypto_assets_tests.lineage import CHECKS, LINEAGE, materialize_days
 from crypto_assets_tests.webhook_receiver import WebhookReceiver
 
 MINUTE = 60_000
-JAN_2 = day_start_ms("2024-01-02")
+JAN_2 = utc_ms("2024-01-02")
 
 
 def at(day: str, hours: int, minutes: int, seconds: int = 30) -> int:
-    return day_start_ms(day) + ((hours * 60 + minutes) * 60 + seconds) * 1000
+    return utc_ms(day) + ((hours * 60 + minutes) * 60 + seconds) * 1000
 
 
 # -- planning, pure -----------------------------------------------------------------------------
@@ -64,7 +63,7 @@ def test_crossing_midnight_closes_the_previous_day_once():
 
 
 def test_a_long_outage_catches_up_at_most_a_week():
-    runs = plan_fresh_runs(day_start_ms("2024-01-01"), at("2024-01-20", 5, 0, 0), "1m")
+    runs = plan_fresh_runs(utc_ms("2024-01-01"), at("2024-01-20", 5, 0, 0), "1m")
     assert [run.partition_key for run in runs] == [
         *[f"2024-01-{day:02d}" for day in range(13, 20)],
         "2024-01-20",
@@ -184,7 +183,7 @@ def test_schedule_runs_daily_after_midnight_utc():
 def test_a_31_day_backfill_is_one_run_with_every_row_and_reruns_change_nothing(tmp_path, instance):
     with BinanceStandIn(
         {("BTCUSDT", "1m"): synthetic_days("2024-01-01", 31)},
-        clock_ms=lambda: day_start_ms("2024-02-01") + 30_000,
+        clock_ms=lambda: utc_ms("2024-02-01") + 30_000,
     ) as standin:
         resources = local_resources(
             {"CRYPTO_ASSETS_HOME": str(tmp_path), "BINANCE_BASE_URL": standin.url}
@@ -210,8 +209,15 @@ def warehouse_summary(home: Path) -> tuple:
 # -- alerts -------------------------------------------------------------------------------------
 
 
-def alert_tick(instance: dg.DagsterInstance, notifier: AlertNotifier, cursor: str | None = None):
-    """One tick of the alert sensor over the project's checks; returns the new cursor."""
+def alert_tick(
+    instance: dg.DagsterInstance,
+    notifier: AlertNotifier,
+    cursor: str | None = None,
+    log_handler: logging.Handler | None = None,
+):
+    """One tick of the alert sensor over the project's checks; returns the new cursor.
+
+    ``log_handler`` also receives the tick's log, which Dagster keeps apart from Python's."""
     context = dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
@@ -222,6 +228,8 @@ def alert_tick(instance: dg.DagsterInstance, notifier: AlertNotifier, cursor: st
         ),
         resources={"notifier": notifier},
     )
+    if log_handler is not None:
+        context.log.addHandler(log_handler)
     failure_alerts_sensor(context)
     return context.cursor
 
@@ -289,8 +297,8 @@ def test_a_range_run_alerts_once_per_failed_check_and_records_each_day(
     assert all(alert["offending_open_times"] == ["2024-01-02T01:40:00Z"] for alert in check_alerts)
 
 
-def test_a_failing_webhook_is_retried_then_logged_without_crashing(
-    tmp_path, synthetic_standin, synthetic_rows, instance
+def test_a_failing_webhook_is_retried_then_logged_and_the_sensor_moves_on(
+    tmp_path, synthetic_standin, synthetic_rows, instance, caplog
 ):
     bad = list(synthetic_rows[1440 + 5])
     bad[6] += 1
@@ -299,11 +307,16 @@ def test_a_failing_webhook_is_retried_then_logged_without_crashing(
         {"CRYPTO_ASSETS_HOME": str(tmp_path), "BINANCE_BASE_URL": synthetic_standin.url}
     )
     materialize_days(resources, "2024-01-02", instance=instance)
-    with WebhookReceiver(fail_first=1000) as receiver:
+    with WebhookReceiver(fail_first=1000) as receiver, caplog.at_level(logging.WARNING):
         notifier = AlertNotifier(webhook_url=receiver.url, attempts=3, retry_delay_seconds=0.01)
-        alert_tick(instance, notifier)
-    assert receiver.attempts == 2 * 3  # a check alert and a run alert, three attempts each
+        cursor = alert_tick(instance, notifier, log_handler=caplog.handler)
+        attempts_after_first_tick = receiver.attempts
+        alert_tick(instance, notifier, cursor, log_handler=caplog.handler)
+    assert attempts_after_first_tick == 2 * 3  # a check alert and a run alert, three attempts each
+    assert receiver.attempts == attempts_after_first_tick  # the next tick does not resend them
     assert receiver.bodies == []
+    assert caplog.text.count("Alert not delivered to webhook after 3 attempts") == 2
+    assert "close_time_matches_interval" in caplog.text
 
 
 def test_a_delivery_that_recovers_is_sent_once_and_a_lost_one_is_logged(caplog):

@@ -7,7 +7,6 @@ import pytest
 
 from crypto_assets.klines.frames import day_keys_between, split_frame_by_day
 from crypto_assets.klines.transform import (
-    CLEAN_COLUMNS,
     KlineDataError,
     clean_frame,
     expected_open_times,
@@ -57,7 +56,27 @@ def test_clean_frame_types_sorts_deduplicates_and_derives():
         FETCHED_AT,
     )
     clean = clean_frame(raw)
-    assert list(clean.columns) == list(CLEAN_COLUMNS)
+    assert list(clean.columns) == [
+        "open_time",
+        "symbol",
+        "interval",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "close_time",
+        "quote_asset_volume",
+        "num_trades",
+        "taker_base_vol",
+        "taker_quote_vol",
+        "price_diff",
+        "price_change",
+        "candle_return",
+        "typical_price",
+        "vwap",
+        "taker_buy_ratio",
+    ]
     assert "ignore" not in clean.columns
     assert len(clean) == 2
     assert clean["open_time"].tolist() == [

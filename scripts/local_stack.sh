@@ -18,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${DAGSTER_BIN:-$ROOT/.venv/bin}
 PORT=${PORT:-3000}
-STOP_TIMEOUT=${STOP_TIMEOUT:-30}
+STOP_TIMEOUT=${STOP_TIMEOUT:-10}  # a service manager allows 15 s or so before it kills
 
 for tool in dagster-webserver dagster-daemon; do
     [ -x "$BIN/$tool" ] || { echo "$BIN/$tool not found: run 'make setup' first" >&2; exit 1; }
@@ -34,6 +34,20 @@ if [ ! -f "$DAGSTER_HOME/dagster.yaml" ]; then
     cp "$ROOT/deploy/dagster.local.yaml" "$DAGSTER_HOME/dagster.yaml"
 fi
 cd "$ROOT"
+
+# A fresh DAGSTER_HOME gets its SQLite databases created here, once: the webserver and the daemon
+# starting together would both create them, and two processes stamping one database's schema
+# version leave it unreadable ("alembic_version has more than one head").
+if [ ! -f "$DAGSTER_HOME/schedules/schedules.db" ]; then
+    "$BIN/python" - <<'PYTHON'
+import dagster as dg
+
+with dg.DagsterInstance.get() as instance:
+    instance.get_runs(limit=1)
+    instance.all_instigator_state()
+    instance.fetch_materializations(dg.AssetKey("snowflake_btcusdt"), limit=1)
+PYTHON
+fi
 
 # Job control gives each process its own process group (their code servers and runs join it),
 # and keeps SIGINT/SIGTERM working in them: without it, bash starts background processes with

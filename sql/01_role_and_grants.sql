@@ -15,16 +15,17 @@
 -- nor SYSADMIN, owns nothing it did not create, and cannot read S3 itself):
 --   * USAGE on CRYPTO_WH / CRYPTODB / CRYPTOSCHEMA - to run queries there.
 --   * SELECT, INSERT, DELETE on the schema's tables (existing and future):
---       the SnowflakePandasIOManager deletes a day's rows by OPEN_TIME range,
---       inserts them again with write_pandas, and reads them back for
---       downstream assets. No UPDATE, TRUNCATE or OWNERSHIP.
+--       the IO manager (storage/warehouse_snowflake.py) stages a range's rows,
+--       then in one transaction deletes that range by OPEN_TIME and inserts the
+--       staged rows; checks and downstream assets read the table back.
+--       No UPDATE, TRUNCATE or OWNERSHIP.
+--   * CREATE TABLE on the schema - each load creates a TRANSIENT staging table
+--       (BTCUSDT_LOAD_xxxxxxxx, CREATE ... LIKE the target) and drops it when
+--       the load ends, whether it succeeded or failed.
 --   * CREATE STAGE / CREATE FILE FORMAT on the schema - write_pandas uploads
---       the DataFrame to a TEMPORARY stage and, with auto_create_table=True
---       (what the IO manager passes), infers the schema through a TEMPORARY
---       file format; both disappear with the session.
---   * CREATE TABLE on the schema - write_pandas(auto_create_table=True) issues
---       CREATE TABLE IF NOT EXISTS before loading; with 02_tables.sql run first
---       it is a no-op, but Snowflake checks the privilege regardless.
+--       the rows to a TEMPORARY stage and reads them through a TEMPORARY file
+--       format; both disappear with the session. The IO manager passes
+--       auto_create_table=False: the staging table already exists.
 -- =============================================================================
 
 USE ROLE SECURITYADMIN;

@@ -1,13 +1,11 @@
-"""Asset checks: OHLC validity on clean_klines (blocking), warehouse row counts, freshness.
+"""Asset checks: OHLC validity on clean_klines (blocking), warehouse row counts.
 
 The OHLC checks block: a day that fails one never reaches the warehouse in the same run.
 Completeness only warns, since Binance has real maintenance gaps.
 """
 
-import os
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 
 import dagster as dg
 
@@ -57,6 +55,8 @@ def _ohlc_evaluation(
             "rule": describe(name),
             "offending_rows": violations.count,
             "offending_open_times": dg.MetadataValue.json(violations.first_open_times),
+            "first_offending_open_time": (violations.first_open_times or [""])[0],
+            "last_offending_open_time": violations.last_open_time or "",
             "rows": rows,
             "expected_rows": expected_rows,
         },
@@ -168,20 +168,3 @@ def warehouse_matches_clean_klines(
             "mismatched_days": dg.MetadataValue.json(dict(list(mismatched.items())[:10])),
         },
     )
-
-
-MAX_STALENESS = timedelta(
-    minutes=int(os.environ.get("CRYPTO_ASSETS_MAX_STALENESS_MINUTES", 26 * 60))
-)
-"""The warehouse must have been updated within this window: a day plus the schedule's margin by
-default; minutes when the fresh-data sensor is meant to keep it current."""
-
-freshness_checks = dg.build_last_update_freshness_checks(
-    assets=[snowflake_btcusdt], lower_bound_delta=MAX_STALENESS
-)
-freshness_checks_sensor = dg.build_sensor_for_freshness_checks(
-    freshness_checks=freshness_checks,
-    minimum_interval_seconds=300,
-    name="freshness_checks_sensor",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)

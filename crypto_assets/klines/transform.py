@@ -159,11 +159,13 @@ def _to_float(raw: pd.DataFrame, column: str) -> pd.Series | np.ndarray:
 
 
 def clean_frame(raw: pd.DataFrame) -> pd.DataFrame:
-    """Typed, sorted, one row per open_time, ``ignore`` dropped, derived columns added."""
+    """Typed, sorted, identical rows dropped, ``ignore`` dropped, derived columns added."""
     missing = [column for column in RAW_COLUMNS if column not in raw.columns]
     if missing:
         raise KlineDataError(f"Raw klines lack the columns {missing}.")
-    frame = raw.drop_duplicates(subset="open_time", keep="last").sort_values("open_time")
+    # Identical rows are dropped; two different candles for one open_time stay, for the
+    # blocking open_time_unique_on_grid check to name.
+    frame = raw.drop_duplicates().sort_values("open_time", kind="stable")
     frame = frame.reset_index(drop=True)
     clean = pd.DataFrame(
         {

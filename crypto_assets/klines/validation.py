@@ -69,21 +69,26 @@ COMPLETENESS = "complete_day"
 
 @dataclass
 class Violations:
-    """How many candles broke a rule, and the first few of them by open_time."""
+    """How many candles broke a rule, the first few of them and the last one by open_time
+    (the first and last say where a maintenance gap begins and ends)."""
 
     count: int = 0
     first_open_times: list[str] = field(default_factory=list)
+    last_open_time: str | None = None
 
     def add(self, open_times: pd.Series) -> None:
         self.count += len(open_times)
         room = MAX_LISTED - len(self.first_open_times)
         if room > 0:
             self.first_open_times.extend(_iso(value) for value in open_times.iloc[:room])
+        if len(open_times):
+            self.last_open_time = _iso(open_times.iloc[-1])
 
     def merge(self, other: Violations) -> None:
         self.count += other.count
         room = MAX_LISTED - len(self.first_open_times)
         self.first_open_times.extend(other.first_open_times[: max(room, 0)])
+        self.last_open_time = other.last_open_time or self.last_open_time
 
     @property
     def passed(self) -> bool:

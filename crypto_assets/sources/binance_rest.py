@@ -182,7 +182,8 @@ class BinanceKlinesClient:
         end_ms: int | None = None,
         limit: int = PAGE_LIMIT,
     ) -> list[Kline]:
-        what = f"GET /api/v3/klines {symbol} {interval} from {start_ms or 'latest'}"
+        since = _iso_utc(start_ms) if start_ms is not None else "the latest"
+        what = f"GET /api/v3/klines {symbol} {interval} from {since}"
         window = {
             key: value
             for key, value in (("startTime", start_ms), ("endTime", end_ms and end_ms - 1))
@@ -315,6 +316,11 @@ def _retry_after_seconds(response: requests.Response, default: float) -> float:
         return max(float(value), 0.0)
     except ValueError:
         return default
+
+
+def _iso_utc(epoch_ms: int) -> str:
+    """2024-01-02T10:40:00Z: the day and minute a failing request was after, in its message."""
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -118,6 +118,10 @@ class StoredDayMissing(FileNotFoundError):
     """A partition was asked for that no run has written yet."""
 
 
+class StoredDayUnreadable(dg.Failure):
+    """A stored partition exists but does not read as Parquet (truncated, overwritten)."""
+
+
 class KlinesParquetIOManager(dg.ConfigurableIOManager):
     """Writes and reads one Parquet object per daily partition of a klines asset.
 
@@ -206,6 +210,14 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                     f"{asset} has no data for {partition_key} at {self.uri(key)}:"
                     " materialize that partition first."
                 ) from exc
+            try:
+                pq.ParquetFile(io.BytesIO(data))
+            except (pa.ArrowException, OSError, ValueError) as exc:
+                raise StoredDayUnreadable(
+                    f"{asset} for {partition_key} at {self.uri(key)} is not readable Parquet"
+                    f" ({type(exc).__name__}: {exc}). Materialize {asset} for {partition_key}"
+                    " again to rewrite it."
+                ) from exc
             yield partition_key, data
 
 
@@ -230,7 +242,10 @@ class LocalKlinesIOManager(KlinesParquetIOManager):
     def _put(self, key: str, data: bytes) -> str:
         target = Path(self.base_dir, key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        _remove_orphaned_temporaries(target)
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.{os.getpid()}."
+        )
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(data)
@@ -245,3 +260,21 @@ class LocalKlinesIOManager(KlinesParquetIOManager):
             return Path(self.base_dir, key).read_bytes()
         except FileNotFoundError as exc:
             raise StoredDayMissing(key) from exc
+
+
+def _remove_orphaned_temporaries(target: Path) -> None:
+    """Deletes temporary files a killed writer of ``target`` left (named after its pid)."""
+    for temporary in target.parent.glob(f".{target.name}.*"):
+        pid = temporary.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            temporary.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

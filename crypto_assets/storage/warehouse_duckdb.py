@@ -1,21 +1,23 @@
 """The local warehouse: a DuckDB file, loaded through Dagster's DuckDB pandas IO manager."""
 
+import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
 import pandas as pd
 
-# DbIOManager's family has no public export (see storage/warehouse.py); backoff is Dagster's
-# own retry helper for DuckDB's file lock, which its DuckDB IO manager uses the same way.
+# DbIOManager's family has no public export (see storage/warehouse.py).
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
-from dagster._utils.backoff import backoff
 from dagster_duckdb import DuckDBResource
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
+from pydantic import Field
 
 from crypto_assets.klines.frames import DayFrames
 from crypto_assets.storage.warehouse import (
@@ -117,6 +119,51 @@ class _DuckDBDayFramesHandler(DayFramesHandler):
         return sum(len(frame) for frame in frames)
 
 
+LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+DEFAULT_LOCK_WAIT_SECONDS = 60.0
+
+
+def _describe_lock_holder(message: str) -> str:
+    """Who holds the file, from DuckDB's error and the holder's command line when readable."""
+    match = LOCK_HOLDER.search(message)
+    if match is None:
+        return "another process"
+    pid = match["pid"]
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        command = match["program"]
+    return f"process {pid} ({command[:160]})"
+
+
+def connect_waiting_for_lock(
+    database: str, config: dict[str, Any], wait_seconds: float
+) -> duckdb.DuckDBPyConnection:
+    """Opens the file for writing, waiting up to ``wait_seconds`` while another process holds it.
+
+    DuckDB lets one process write, and a process that has the file open even read-only blocks
+    every other: a notebook or the DuckDB CLI left open on the warehouse stops the load.
+    """
+    deadline = time.monotonic() + wait_seconds
+    pause = 0.1
+    while True:
+        try:
+            return duckdb.connect(database=database, read_only=False, config=config)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise dg.Failure(
+                    f"The DuckDB warehouse {database} is held by {_describe_lock_holder(str(exc))}"
+                    f" and stayed locked for {wait_seconds:g}s, so nothing was loaded. Close that"
+                    " process (a notebook, the DuckDB CLI, another run) and run again."
+                    f" DuckDB said: {exc}"
+                ) from exc
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 2.0)
+
+
 class _ClosingDuckDbClient(DuckDbClient):
     """DuckDbClient whose connection is closed even when the load fails, so a failed run does
     not keep the database file open (and locked) for the rest of the process."""
@@ -124,15 +171,11 @@ class _ClosingDuckDbClient(DuckDbClient):
     @staticmethod
     @contextmanager
     def connect(context: dg.OutputContext | dg.InputContext, _: TableSlice) -> Iterator[Any]:
-        connection = backoff(
-            fn=duckdb.connect,
-            retry_on=(RuntimeError, duckdb.IOException),
-            kwargs={
-                "database": context.resource_config["database"],
-                "read_only": False,
-                "config": context.resource_config["connection_config"],
-            },
-            max_retries=10,
+        config = context.resource_config
+        connection = connect_waiting_for_lock(
+            config["database"],
+            config["connection_config"],
+            config.get("lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS),
         )
         try:
             yield connection
@@ -142,6 +185,11 @@ class _ClosingDuckDbClient(DuckDbClient):
 
 class DuckDBWarehouseIOManager(DuckDBPandasIOManager):
     """The local warehouse: a DuckDB file whose catalog name is the file's stem (cryptodb)."""
+
+    lock_wait_seconds: float = Field(
+        default=DEFAULT_LOCK_WAIT_SECONDS,
+        description="How long a load waits for another process to release the DuckDB file.",
+    )
 
     def create_io_manager(self, context) -> DbIOManager:
         return NamedTableDbIOManager(

@@ -2,7 +2,9 @@
 
 Weight is counted per fixed window of ``wall_clock`` time, as ``X-MBX-USED-WEIGHT-1M`` reports it.
 Over the limit Binance answers 429 with ``Retry-After``; the third request after a 429 in the same
-window earns a 418 ban. Injected faults (5xx, bad bodies, dropped connections) test the retries.
+window earns a 418 ban. Injected faults (5xx, bad bodies, dropped connections) test the retries;
+``ban`` starts a real ban of a chosen length, and ``outage`` fails every request to a path for a
+span of ``wall_clock`` time (a test that shares that clock with the client's sleep spends none).
 """
 
 from __future__ import annotations
@@ -43,6 +45,19 @@ class Fault:
         self.delay = delay
 
 
+class Outage:
+    """Every request to a path fails with ``kind`` for ``seconds`` of wall-clock time, starting
+    at the request that follows ``after`` good ones."""
+
+    __slots__ = ("after", "kind", "seconds", "starts_at")
+
+    def __init__(self, kind: str, seconds: float, after: int) -> None:
+        self.kind = kind
+        self.seconds = seconds
+        self.after = after
+        self.starts_at: float | None = None
+
+
 class WeightAndFaults:
     """Mixin for BinanceStandIn: charges request weight, refuses like Binance, serves faults."""
 
@@ -62,6 +77,7 @@ class WeightAndFaults:
         self._after_429: int | None = None  # requests since the first 429 of this window
         self._ban_until: float | None = None
         self._faults: dict[str, list[Fault]] = {}
+        self._outages: dict[str, Outage] = {}
 
     # ----------------------------------------------------------------- test controls
 
@@ -79,10 +95,27 @@ class WeightAndFaults:
         with self._lock:
             self._faults.setdefault(path, []).append(Fault(fault, count, float(delay)))
 
+    def ban(self, retry_after: int) -> None:
+        """Ban the client now, as Binance does after too many 429s: every request answers 418
+        with the seconds left in ``Retry-After`` until ``retry_after`` seconds have passed."""
+        with self._lock:
+            self._ban_until = self.wall_clock() + retry_after
+
+    def outage(
+        self, fault: str, seconds: float, *, after: int = 0, path: str = "/api/v3/klines"
+    ) -> None:
+        """From the request to ``path`` after the next ``after`` good ones, answer every request
+        to it with ``fault`` for ``seconds`` of ``wall_clock`` time (e.g. "500" or "reset")."""
+        if fault not in FAULTS - {"slow"}:
+            raise ValueError(f"unknown outage fault {fault!r}; choose from {sorted(FAULTS)}")
+        with self._lock:
+            self._outages[path] = Outage(fault, float(seconds), after)
+
     def clear_faults(self) -> None:
-        """Forget faults that were injected but not yet served."""
+        """Forget faults and outages that were injected but not yet served."""
         with self._lock:
             self._faults.clear()
+            self._outages.clear()
 
     @property
     def used_weight(self) -> int:
@@ -152,6 +185,16 @@ class WeightAndFaults:
 
     def _take_fault(self, path: str) -> Fault | None:
         with self._lock:
+            outage = self._outages.get(path)
+            if outage is not None:
+                now = self.wall_clock()
+                if outage.starts_at is None and outage.after > 0:
+                    outage.after -= 1
+                elif outage.starts_at is None or now < outage.starts_at + outage.seconds:
+                    outage.starts_at = now if outage.starts_at is None else outage.starts_at
+                    return Fault(outage.kind, 1, 0.0)
+                else:
+                    del self._outages[path]
             queue = self._faults.get(path)
             if not queue:
                 return None

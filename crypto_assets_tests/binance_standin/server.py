@@ -187,7 +187,9 @@ class BinanceStandIn(MarketEndpoints, ArchiveEndpoints, WeightAndFaults):
         else:
             answer = self._fault_answer(kind, path, lambda: self._normal_answer(path, query))
 
-        self._log(path, params, answer.status, used, received, fault)
+        self._log(
+            path, params, answer.status, used, received, fault, handler.headers.get("X-MBX-APIKEY")
+        )
         if kind == "reset":
             self._reset(handler)
             return
@@ -229,6 +231,7 @@ class BinanceStandIn(MarketEndpoints, ArchiveEndpoints, WeightAndFaults):
         used: int,
         received: float,
         fault: Fault | None,
+        api_key: str | None,
     ) -> None:
         entry = {
             "path": path,
@@ -237,6 +240,7 @@ class BinanceStandIn(MarketEndpoints, ArchiveEndpoints, WeightAndFaults):
             "weight_used": used,
             "time": received,
             "fault": None if fault is None else fault.kind,
+            "api_key": api_key,
         }
         with self._lock:
             self.requests.append(entry)

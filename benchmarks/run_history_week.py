@@ -1,0 +1,195 @@
+"""Benchmark: DAGSTER_HOME's size and run count after the fresh-data sensor ran for N days.
+
+The sensor launches a run for every closed 1m candle (1,440 a day). This drives the real
+`fresh_klines_sensor` tick by tick in accelerated time (a simulated clock shared by the sensor's
+Binance stand-in), against a persistent SQLite instance made from deploy/dagster.local.yaml:
+
+  1. two real refresh runs, `dagster job execute -m crypto_assets.definitions -j kline_lineage`,
+     as the daemon launches them: the second one's footprint on DAGSTER_HOME is the per-run figure;
+  2. `--replay` runs are recorded with that real run's events and captured logs, and their
+     measured growth checks the per-run figure (recording events costs about half a second a
+     run, so a week of 10,000 runs is not replayed);
+  3. every run the sensor requests in the simulated days is recorded in the instance with the
+     sensor's tags (every `--failure-every`-th one failed), and the `prune_run_history` logic
+     runs at half past every simulated hour, as its schedule does.
+
+Prints, per simulated day, the runs kept and DAGSTER_HOME's size: what is on disk, plus the
+per-run figure for each kept run recorded without its events; against the same without pruning.
+
+    .venv/bin/python benchmarks/run_history_week.py --days 7
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the stand-in lives in the test package, which is not installed
+
+from crypto_assets.automation.housekeeping import prune_run_history  # noqa: E402
+from crypto_assets.automation.sensors import fresh_klines_sensor  # noqa: E402
+from crypto_assets.klines.resources import BinanceResource  # noqa: E402
+from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines  # noqa: E402
+
+BIN = Path(sys.executable).parent
+SUCCESS, FAILURE = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
+DAY_MS = 86_400_000
+MINUTE_MS = 60_000
+FIRST_DAY = "2024-03-01"
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def real_refresh_run(dagster_home: Path, data: Path, standin_url: str, day: str) -> None:
+    completed = subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "job",
+            "execute",
+            "-m",
+            "crypto_assets.definitions",
+            "-j",
+            "kline_lineage",
+            "--tags",
+            f'{{"dagster/partition": "{day}", "crypto_assets/trigger": "fresh_klines_sensor"}}',
+        ],
+        env={
+            **os.environ,
+            "DAGSTER_HOME": str(dagster_home),
+            "CRYPTO_ASSETS_HOME": str(data),
+            "BINANCE_BASE_URL": standin_url,
+        },
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if completed.returncode != 0:
+        sys.exit(f"the real refresh run failed:\n{completed.stderr[-3000:]}")
+
+
+def record_run(
+    instance: dg.DagsterInstance,
+    template: list,
+    template_logs: Path,
+    tags: dict[str, str],
+    status: dg.DagsterRunStatus,
+) -> None:
+    """A run as the daemon would leave it: run row, the real run's events, its captured logs."""
+    run_id = str(uuid.uuid4())
+    run = dg.DagsterRun(job_name="kline_lineage", run_id=run_id, status=status, tags=tags)
+    instance.add_run(run)
+    for entry in template:
+        instance.store_event(entry._replace(run_id=run_id))
+    if template_logs.exists():
+        shutil.copytree(template_logs, template_logs.parent / run_id)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--keep-refresh-hours", type=float, default=48)
+    parser.add_argument("--failure-every", type=int, default=720)
+    parser.add_argument("--replay", type=int, default=40)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="run-history-"))
+    dagster_home, data = work / "dagster_home", work / "data"
+    dagster_home.mkdir()
+    shutil.copy(ROOT / "deploy" / "dagster.local.yaml", dagster_home / "dagster.yaml")
+    first_ms = int(datetime.fromisoformat(FIRST_DAY).replace(tzinfo=timezone.utc).timestamp())
+    first_ms *= 1000
+    now_ms = [first_ms + MINUTE_MS + 30_000]
+    klines = {
+        ("BTCUSDT", "1m"): synthetic_klines("1m", first_ms, first_ms + (args.days + 1) * DAY_MS)
+    }
+    started = time.monotonic()
+    with BinanceStandIn(klines, clock_ms=lambda: now_ms[0]) as standin:
+        now_ms[0] = first_ms + 12 * 60 * MINUTE_MS + 30_000
+        real_refresh_run(dagster_home, data, standin.url, FIRST_DAY)  # creates the databases
+        before = folder_bytes(dagster_home)
+        real_refresh_run(dagster_home, data, standin.url, FIRST_DAY)
+        per_run = folder_bytes(dagster_home) - before
+        instance = dg.DagsterInstance.from_config(str(dagster_home))
+        template_run = instance.get_runs(limit=1)[0]
+        template = list(instance.all_logs(template_run.run_id))
+        template_logs = dagster_home / "storage" / template_run.run_id
+        replay_started = folder_bytes(dagster_home)
+        for _ in range(args.replay):
+            record_run(instance, template, template_logs, dict(template_run.tags), SUCCESS)
+        replayed = (folder_bytes(dagster_home) - replay_started) / max(args.replay, 1)
+        print(
+            f"per run: {per_run / 1024:.0f} KiB (a real refresh run, {len(template)} events);"
+            f" {replayed / 1024:.0f} KiB each for {args.replay} replayed runs",
+            flush=True,
+        )
+        with_events = set(instance.get_run_ids())
+        now_ms[0] = first_ms + 30_000
+        resources = {"binance": BinanceResource(base_url=standin.url)}
+        cursor = None
+        launched = 0
+        real_times: list[tuple[int, datetime]] = []  # (simulated ms, real time) of each run
+        deleted_today = 0
+        for minute in range(args.days * 1440):
+            now_ms[0] = first_ms + minute * MINUTE_MS + 30_000
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+            result = fresh_klines_sensor(context)
+            if isinstance(result, dg.SensorResult):
+                cursor = result.cursor
+                for request in result.run_requests or []:
+                    launched += 1
+                    failed = args.failure_every and launched % args.failure_every == 0
+                    real_times.append((now_ms[0], datetime.now(timezone.utc)))
+                    tags = {
+                        **request.tags,
+                        "dagster/partition": request.partition_key,
+                        "dagster/run_key": request.run_key,
+                    }
+                    instance.add_run(
+                        dg.DagsterRun(
+                            job_name="kline_lineage",
+                            run_id=str(uuid.uuid4()),
+                            status=FAILURE if failed else SUCCESS,
+                            tags=tags,
+                        )
+                    )
+            minute_of_day = minute % 1440
+            if minute % 60 == 30:
+                cutoff_ms = now_ms[0] - int(args.keep_refresh_hours * 3_600_000)
+                older = [real for simulated, real in real_times if simulated < cutoff_ms]
+                if older:
+                    # the instance stamps runs with real time: prune as if the clock stood
+                    # keep_refresh_hours after the last run older than the simulated cutoff
+                    as_of = older[-1] + timedelta(hours=args.keep_refresh_hours, microseconds=1)
+                    pruned = prune_run_history(instance, as_of, args.keep_refresh_hours)
+                    deleted_today += len(pruned.deleted_run_ids)
+            if minute_of_day == 1439:
+                runs = instance.get_runs_count()
+                kept_with_events = len(with_events & set(instance.get_run_ids()))
+                on_disk = folder_bytes(dagster_home)
+                size = on_disk + (runs - kept_with_events) * per_run
+                unpruned = on_disk + (launched + len(with_events) - kept_with_events) * per_run
+                print(
+                    f"day {minute // 1440 + 1}: {runs} runs ({deleted_today} pruned),"
+                    f" DAGSTER_HOME {size / 2**20:.0f} MiB"
+                    f" ({on_disk / 2**20:.0f} MiB on disk); without pruning"
+                    f" {launched + len(with_events)} runs, {unpruned / 2**20:.0f} MiB;"
+                    f" {time.monotonic() - started:.0f}s elapsed",
+                    flush=True,
+                )
+                deleted_today = 0
+    print(f"DAGSTER_HOME left in {dagster_home} (delete it when done)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Keeps Dagster's run history bounded: the fresh-data sensor launches a run every minute.
+
+A refresh run of a day is superseded once a later run of the same day succeeded (the day's
+final run, or a newer refresh). Superseded refreshes older than ``keep_refresh_hours`` are
+deleted, and so are this job's own successful runs; final runs, scheduled runs, failed runs and
+every other job's runs are kept. It runs hourly, so the history never holds much more than
+``keep_refresh_hours`` of refreshes (a daily prune would let a third day pile up in between).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+
+from crypto_assets.automation.jobs import kline_lineage_job
+from crypto_assets.storage.run_history import delete_run_everywhere
+
+TRIGGER_TAG = "crypto_assets/trigger"
+SENSOR_TRIGGER = "fresh_klines_sensor"
+PARTITION_TAG = "dagster/partition"
+RUN_KEY_TAG = "dagster/run_key"
+KEEP_REFRESH_HOURS = 48
+PRUNE_CRON = "30 * * * *"
+"""Half past every hour: clear of the daily schedule (00:10) and the day's final run."""
+PRUNE_JOB_NAME = "prune_run_history"
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    deleted_run_ids: list[str]
+    kept_refresh_runs: int
+
+
+def superseded_refresh_runs(
+    instance: dg.DagsterInstance, now: datetime, keep_refresh_hours: float
+) -> list[str]:
+    """Ids of successful non-final refresh runs created before the window, whose day has a
+    newer successful run: the day's data stays described by the run that wrote it last."""
+    older_than = now - timedelta(hours=keep_refresh_hours)
+    candidates = instance.get_run_records(
+        dg.RunsFilter(
+            job_name=kline_lineage_job.name,
+            statuses=[dg.DagsterRunStatus.SUCCESS],
+            tags={TRIGGER_TAG: SENSOR_TRIGGER},
+            created_before=older_than,
+        )
+    )
+    by_day: dict[str, list[dg.RunRecord]] = defaultdict(list)
+    for record in candidates:
+        tags = record.dagster_run.tags
+        if PARTITION_TAG in tags and not tags.get(RUN_KEY_TAG, "").endswith("@final"):
+            by_day[tags[PARTITION_TAG]].append(record)
+    superseded = []
+    for day, records in by_day.items():
+        newest = instance.get_run_records(
+            dg.RunsFilter(
+                job_name=kline_lineage_job.name,
+                statuses=[dg.DagsterRunStatus.SUCCESS],
+                tags={PARTITION_TAG: day},
+            ),
+            limit=1,
+        )
+        newest_id = newest[0].dagster_run.run_id if newest else None
+        superseded += [
+            record.dagster_run.run_id
+            for record in records
+            if record.dagster_run.run_id != newest_id
+        ]
+    return superseded
+
+
+def earlier_prune_runs(instance: dg.DagsterInstance, older_than: datetime) -> list[str]:
+    """This job's own successful runs before the window: each only says what it deleted."""
+    return [
+        record.dagster_run.run_id
+        for record in instance.get_run_records(
+            dg.RunsFilter(
+                job_name=PRUNE_JOB_NAME,
+                statuses=[dg.DagsterRunStatus.SUCCESS],
+                created_before=older_than,
+            )
+        )
+    ]
+
+
+def prune_run_history(
+    instance: dg.DagsterInstance, now: datetime, keep_refresh_hours: float = KEEP_REFRESH_HOURS
+) -> PruneResult:
+    run_ids = superseded_refresh_runs(instance, now, keep_refresh_hours)
+    run_ids += earlier_prune_runs(instance, now - timedelta(hours=keep_refresh_hours))
+    for run_id in run_ids:
+        delete_run_everywhere(instance, run_id)
+    kept = instance.get_runs_count(
+        dg.RunsFilter(job_name=kline_lineage_job.name, tags={TRIGGER_TAG: SENSOR_TRIGGER})
+    )
+    return PruneResult(deleted_run_ids=run_ids, kept_refresh_runs=kept)
+
+
+class PruneConfig(dg.Config):
+    keep_refresh_hours: float = KEEP_REFRESH_HOURS
+
+
+@dg.op(description="Deletes superseded refresh runs older than keep_refresh_hours.")
+def prune_superseded_refresh_runs(context: dg.OpExecutionContext, config: PruneConfig) -> None:
+    result = prune_run_history(
+        context.instance, datetime.now(timezone.utc), config.keep_refresh_hours
+    )
+    context.log.info(
+        f"Deleted {len(result.deleted_run_ids)} superseded refresh runs older than"
+        f" {config.keep_refresh_hours:g} h; {result.kept_refresh_runs} sensor runs remain."
+    )
+
+
+@dg.job(
+    name=PRUNE_JOB_NAME,
+    description="Keeps the run history bounded: deletes superseded fresh-data refresh runs.",
+)
+def prune_run_history_job() -> None:
+    prune_superseded_refresh_runs()
+
+
+prune_run_history_schedule = dg.ScheduleDefinition(
+    name="prune_run_history_schedule",
+    job=prune_run_history_job,
+    cron_schedule=PRUNE_CRON,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Hourly: deletes superseded refresh runs older than 48 h.",
+)

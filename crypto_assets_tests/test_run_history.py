@@ -1,0 +1,98 @@
+"""The run history stays bounded: superseded refresh runs are pruned, files included."""
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+# dagster_instance_config validates a dagster.yaml the way `dagster` itself loads it.
+from dagster._core.instance.config import dagster_instance_config
+
+from crypto_assets.automation.housekeeping import prune_run_history, prune_run_history_schedule
+from crypto_assets.definitions import defs
+
+SUCCESS, FAILURE = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
+DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
+
+
+def add_run(
+    instance: dg.DagsterInstance,
+    day: str,
+    run_key: str,
+    status: dg.DagsterRunStatus = SUCCESS,
+    trigger: str = "fresh_klines_sensor",
+) -> str:
+    run_id = str(uuid.uuid4())
+    run = dg.DagsterRun(
+        job_name="kline_lineage",
+        run_id=run_id,
+        status=status,
+        tags={
+            "dagster/partition": day,
+            "dagster/run_key": run_key,
+            "crypto_assets/trigger": trigger,
+        },
+    )
+    instance.add_run(run)
+    instance.report_engine_event("a run's event, so it has an event file", run)
+    return run_id
+
+
+def test_prune_deletes_only_superseded_refreshes_older_than_the_window(instance):
+    refreshed_1 = add_run(instance, "2024-01-02", "2024-01-02@1704153600000")
+    refreshed_2 = add_run(instance, "2024-01-02", "2024-01-02@1704153660000")
+    failed = add_run(instance, "2024-01-02", "2024-01-02@1704153720000", status=FAILURE)
+    final = add_run(instance, "2024-01-02", "2024-01-02@final")
+    scheduled = add_run(instance, "2024-01-02", "daily-2024-01-02", trigger="schedule")
+    # 2024-01-03 never got its final run: its newest successful refresh describes the day
+    older_of_3rd = add_run(instance, "2024-01-03", "2024-01-03@1704240000000")
+    newest_of_3rd = add_run(instance, "2024-01-03", "2024-01-03@1704240060000")
+    shard = Path(instance.event_log_storage.path_for_shard(refreshed_1))
+    assert shard.exists()
+
+    now = datetime.now(timezone.utc)
+    assert prune_run_history(instance, now, keep_refresh_hours=48).deleted_run_ids == []
+
+    result = prune_run_history(instance, now + timedelta(hours=49), keep_refresh_hours=48)
+
+    assert sorted(result.deleted_run_ids) == sorted([refreshed_1, refreshed_2, older_of_3rd])
+    remaining = {run.run_id for run in instance.get_runs()}
+    assert remaining == {failed, final, scheduled, newest_of_3rd}
+    assert not shard.exists()
+    assert len(list(instance.all_logs(final))) == 1
+
+
+def test_the_prune_job_runs_hourly_is_on_by_default_and_prunes_its_own_runs(instance):
+    assert prune_run_history_schedule.cron_schedule == "30 * * * *"
+    assert prune_run_history_schedule.execution_timezone == "UTC"
+    assert prune_run_history_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    old = add_run(instance, "2024-01-02", "2024-01-02@1704153600000")
+    add_run(instance, "2024-01-02", "2024-01-02@final")
+    job = defs.resolve_job_def("prune_run_history")
+    result = job.execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"prune_superseded_refresh_runs": {"config": {"keep_refresh_hours": 0}}}
+        },
+    )
+    assert result.success
+    assert instance.get_run_by_id(old) is None
+    again = job.execute_in_process(
+        instance=instance,
+        run_config={
+            "ops": {"prune_superseded_refresh_runs": {"config": {"keep_refresh_hours": 0}}}
+        },
+    )
+    assert instance.get_run_by_id(result.run_id) is None
+    assert instance.get_run_by_id(again.run_id) is not None
+
+
+@pytest.mark.parametrize("config_file", ["dagster.local.yaml", "dagster.prod.yaml"])
+def test_both_instance_configs_purge_sensor_and_schedule_ticks(config_file):
+    config, _ = dagster_instance_config(str(DEPLOY_DIR), config_filename=config_file)
+    assert config["retention"] == {
+        "schedule": {"purge_after_days": 90},
+        "sensor": {"purge_after_days": {"skipped": 1, "failure": 30, "success": 7}},
+    }
