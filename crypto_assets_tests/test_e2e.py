@@ -323,10 +323,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     dagster_home.mkdir()
     shutil.copy(ROOT / "deploy" / "dagster.local.yaml", dagster_home / "dagster.yaml")
     # As local_stack.sh does: the databases exist before two processes could race to create them.
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        instance.get_runs(limit=1)
-        instance.all_instigator_state()
-        instance.fetch_materializations(dg.AssetKey("snowflake_btcusdt"), limit=1)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DAGSTER_HOME", str(dagster_home))
+        with dg.DagsterInstance.get() as instance:
+            instance.get_runs(limit=1)
+            instance.all_instigator_state()
+            instance.fetch_materializations(dg.AssetKey("snowflake_btcusdt"), limit=1)
     start = int(TODAY.timestamp() * 1000) - 44 * DAY_MS
     klines = {KEY: synthetic_klines("1m", start, start + 46 * DAY_MS)}
     port = free_port()

@@ -57,7 +57,7 @@ def test_a_418_ban_with_retry_after_120_is_waited_out_in_silence():
 
 def run_with_shared_clock(home: Path, standin: BinanceStandIn, first: str, last: str):
     resources = {
-        **local_resources({"CRYPTO_ASSETS_HOME": str(home)}),
+        **local_resources({"CRYPTO_ASSETS_HOME": str(home), "BINANCE_ARCHIVE_URL": ""}),
         "binance": clocks.SharedClockBinance(base_url=standin.url),
     }
     return materialize_days(resources, first, last)

@@ -18,7 +18,7 @@ from crypto_assets_tests.prod_stack import (
     table_ddl,
 )
 
-EXPECTED_CHECKS = 10  # nine OHLC rules and completeness on clean_klines, one row count
+EXPECTED_CHECKS = 12  # nine OHLC rules and completeness, one row count, two archive checks
 
 
 def query(sql: str) -> pd.DataFrame:
