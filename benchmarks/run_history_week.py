@@ -120,7 +120,8 @@ def main() -> None:
         before = folder_bytes(dagster_home)
         real_refresh_run(dagster_home, data, standin.url, FIRST_DAY)
         per_run = folder_bytes(dagster_home) - before
-        instance = dg.DagsterInstance.from_config(str(dagster_home))
+        os.environ["DAGSTER_HOME"] = str(dagster_home)  # as make sets it; the event log needs it
+        instance = dg.DagsterInstance.get()
         template_run = instance.get_runs(limit=1)[0]
         template = list(instance.all_logs(template_run.run_id))
         template_logs = dagster_home / "storage" / template_run.run_id

@@ -41,7 +41,11 @@ EVENT_BATCH_SIZE = 1000
 def _default_base_dir() -> str:
     home = os.environ.get("DAGSTER_HOME")
     if not home:
-        raise ValueError("BatchingSqliteEventLogStorage needs DAGSTER_HOME or a base_dir.")
+        raise ValueError(
+            "BatchingSqliteEventLogStorage (deploy/dagster.local.yaml) keeps its files under"
+            " DAGSTER_HOME: set DAGSTER_HOME to the instance folder, as make does, or give the"
+            " storage a base_dir in dagster.yaml."
+        )
     return os.path.join(home, "history", "runs")
 
 
