@@ -96,3 +96,44 @@ def test_both_instance_configs_purge_sensor_and_schedule_ticks(config_file):
         "schedule": {"purge_after_days": 90},
         "sensor": {"purge_after_days": {"skipped": 1, "failure": 30, "success": 7}},
     }
+
+
+def add_analytics_run(
+    instance: dg.DagsterInstance, assets: list[str], day: str | None, status=SUCCESS
+) -> str:
+    run_id = str(uuid.uuid4())
+    tags = {"dagster/sensor_name": "analytics_automation_sensor"}
+    if day:
+        tags["dagster/partition"] = day
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id=run_id,
+            status=status,
+            tags=tags,
+            asset_selection=frozenset(dg.AssetKey(name) for name in assets),
+        )
+    )
+    instance.report_engine_event(
+        "a run's event, so it has an event file", instance.get_run_by_id(run_id)
+    )
+    return run_id
+
+
+def test_prune_deletes_analytics_runs_a_newer_run_of_the_same_assets_replaced(instance):
+    bars_old = add_analytics_run(instance, ["btcusdt_bars"], "2024-01-02")
+    bars_other_day = add_analytics_run(instance, ["btcusdt_bars"], "2024-01-03")
+    rebuild_old = add_analytics_run(instance, ["btcusdt_backtests", "btcusdt_levels"], None)
+    rebuild_failed = add_analytics_run(
+        instance, ["btcusdt_backtests", "btcusdt_levels"], None, status=FAILURE
+    )
+    bars_new = add_analytics_run(instance, ["btcusdt_bars"], "2024-01-02")
+    rebuild_new = add_analytics_run(instance, ["btcusdt_backtests", "btcusdt_levels"], None)
+
+    now = datetime.now(timezone.utc)
+    assert prune_run_history(instance, now, keep_refresh_hours=48).deleted_run_ids == []
+    result = prune_run_history(instance, now + timedelta(hours=49), keep_refresh_hours=48)
+
+    assert sorted(result.deleted_run_ids) == sorted([bars_old, rebuild_old])
+    remaining = {run.run_id for run in instance.get_runs()}
+    assert remaining == {bars_other_day, rebuild_failed, bars_new, rebuild_new}

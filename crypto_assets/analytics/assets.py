@@ -19,8 +19,25 @@ from crypto_assets.sources.binance_rest import INTERVAL_MS
 from crypto_assets.storage.warehouse import TABLE_METADATA_KEY, WarehouseResource
 
 ANALYTICS_GROUP = "analytics"
-REFRESH = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
-"""Rebuild as soon as a day of the warehouse (any day, not only today's) is loaded again."""
+TODAY_BARS_EVERY = "*/15 * * * *"
+HEAVY_REBUILD_EVERY = "5 * * * *"
+
+
+def _at_most_once_per(cron: str) -> dg.AutomationCondition:
+    """True once a tick of ``cron`` has passed since this asset (or partition) was last asked for:
+    the fresh-data sensor loads today every minute, and the analytics need not follow that fast."""
+    return (
+        dg.AutomationCondition.cron_tick_passed(cron, "UTC")
+        .since(dg.AutomationCondition.newly_requested())
+        .with_label(f"a '{cron}' tick since the last request")
+    )
+
+
+REFRESH = dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window()) & (
+    ~dg.AutomationCondition.in_latest_time_window() | _at_most_once_per(TODAY_BARS_EVERY)
+)
+"""Rebuild a day's bars as soon as that day is loaded again (any day, not only today's); today's,
+which the fresh-data sensor reloads every minute, at most every 15 minutes."""
 UNPARTITIONED_REFRESH = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
@@ -28,6 +45,16 @@ UNPARTITIONED_REFRESH = (
 ).with_label("rebuild after the bars")
 """eager() without its "no dependency missing": these read every day of the bars, and most days
 since the symbol's first trading day are never loaded."""
+CLOSED_DAY_BARS_UPDATED = dg.AutomationCondition.any_deps_match(
+    dg.AutomationCondition.newly_updated() & ~dg.AutomationCondition.in_latest_time_window()
+).with_label("bars of a closed day just updated")
+"""No since_last_handled() of its own: OR-ed with the hourly gate, a second since-condition made
+Dagster 1.13's evaluator drop UNPARTITIONED_REFRESH's remembered state between ticks."""
+HEAVY_REFRESH = UNPARTITIONED_REFRESH & (
+    CLOSED_DAY_BARS_UPDATED | _at_most_once_per(HEAVY_REBUILD_EVERY)
+)
+"""The whole-history rebuilds (indicators, levels, profile, backtests): at once when a closed
+day's bars change (the daily load, a backfill), and at most hourly for today's refreshes."""
 HOURS_PER_YEAR = 365 * 24
 
 
@@ -97,7 +124,7 @@ def _indicators_asset(timeframe: str, periods_per_year: int) -> dg.AssetsDefinit
         io_manager_key="warehouse_io_manager",
         group_name=ANALYTICS_GROUP,
         kinds={"pandas"},
-        automation_condition=UNPARTITIONED_REFRESH,
+        automation_condition=HEAVY_REFRESH,
         metadata={
             TABLE_METADATA_KEY: indicators_table(timeframe),
             "dagster/column_schema": dg.TableSchema(

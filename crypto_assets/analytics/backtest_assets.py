@@ -5,7 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets.analytics import bars, charts
-from crypto_assets.analytics.assets import ANALYTICS_GROUP, UNPARTITIONED_REFRESH, btcusdt_bars
+from crypto_assets.analytics.assets import ANALYTICS_GROUP, HEAVY_REFRESH, btcusdt_bars
 from crypto_assets.analytics.backtest import (
     DEFAULT_FEE_BPS,
     DEFAULT_SLIPPAGE_BPS,
@@ -36,7 +36,7 @@ def _out(table: str, columns: tuple[str, ...], description: str) -> dg.AssetOut:
         io_manager_key="warehouse_io_manager",
         group_name=ANALYTICS_GROUP,
         kinds={"pandas"},
-        automation_condition=UNPARTITIONED_REFRESH,
+        automation_condition=HEAVY_REFRESH,
         metadata={
             TABLE_METADATA_KEY: table,
             "dagster/column_schema": dg.TableSchema(

@@ -9,6 +9,7 @@ import pandas as pd
 from crypto_assets.analytics import bars, charts, structure
 from crypto_assets.analytics.assets import (
     ANALYTICS_GROUP,
+    HEAVY_REFRESH,
     UNPARTITIONED_REFRESH,
     bars_table,
     btcusdt_bars,
@@ -42,7 +43,7 @@ def _table_schema(columns: tuple[str, ...]) -> dg.TableSchema:
     io_manager_key="warehouse_io_manager",
     group_name=ANALYTICS_GROUP,
     kinds={"pandas"},
-    automation_condition=UNPARTITIONED_REFRESH,
+    automation_condition=HEAVY_REFRESH,
     metadata={
         TABLE_METADATA_KEY: f"{KLINES.table}_levels",
         "dagster/column_schema": _table_schema(structure.LEVEL_COLUMNS),
@@ -84,7 +85,7 @@ def btcusdt_levels(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
     io_manager_key="warehouse_io_manager",
     group_name=ANALYTICS_GROUP,
     kinds={"pandas"},
-    automation_condition=UNPARTITIONED_REFRESH,
+    automation_condition=HEAVY_REFRESH,
     metadata={
         TABLE_METADATA_KEY: f"{KLINES.table}_volume_profile",
         "dagster/column_schema": _table_schema(structure.PROFILE_COLUMNS),

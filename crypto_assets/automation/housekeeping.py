@@ -2,8 +2,10 @@
 
 A refresh run of a day is superseded once a later run of the same day succeeded (the day's
 final run, or a newer refresh). Superseded refreshes older than ``keep_refresh_hours`` are
-deleted, and so are this job's own successful runs; final runs, scheduled runs, failed runs and
-every other job's runs are kept. It runs hourly, so the history never holds much more than
+deleted, and so are this job's own successful runs and the analytics sensor's successful runs
+that a newer run of the same assets and days replaced (the analytics tables are rewritten, so
+the older run describes nothing that is still there); final runs, scheduled runs, failed runs
+and every other job's runs are kept. It runs hourly, so the history never holds much more than
 ``keep_refresh_hours`` of refreshes (a daily prune would let a third day pile up in between).
 """
 
@@ -13,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
+from crypto_assets.analytics.definitions import analytics_automation_sensor
 from crypto_assets.automation.jobs import kline_lineage_job
 from crypto_assets.storage.run_history import delete_run_everywhere
 
@@ -20,6 +23,8 @@ TRIGGER_TAG = "crypto_assets/trigger"
 SENSOR_TRIGGER = "fresh_klines_sensor"
 PARTITION_TAG = "dagster/partition"
 RUN_KEY_TAG = "dagster/run_key"
+SENSOR_NAME_TAG = "dagster/sensor_name"
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 KEEP_REFRESH_HOURS = 48
 PRUNE_CRON = "30 * * * *"
 """Half past every hour: clear of the daily schedule (00:10) and the day's final run."""
@@ -84,11 +89,35 @@ def earlier_prune_runs(instance: dg.DagsterInstance, older_than: datetime) -> li
     ]
 
 
+def superseded_analytics_runs(instance: dg.DagsterInstance, older_than: datetime) -> list[str]:
+    """Successful analytics-sensor runs before the window that a newer successful run of the same
+    assets and partitions followed (runs come newest first, so the first of each kind is kept)."""
+    seen: set[tuple] = set()
+    superseded = []
+    for record in instance.get_run_records(
+        dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.SUCCESS],
+            tags={SENSOR_NAME_TAG: analytics_automation_sensor.name},
+        )
+    ):
+        run = record.dagster_run
+        kind = (
+            tuple(sorted(key.to_user_string() for key in run.asset_selection or ())),
+            run.tags.get(PARTITION_TAG),
+            *(run.tags.get(tag) for tag in RANGE_TAGS),
+        )
+        if kind in seen and record.create_timestamp < older_than:
+            superseded.append(run.run_id)
+        seen.add(kind)
+    return superseded
+
+
 def prune_run_history(
     instance: dg.DagsterInstance, now: datetime, keep_refresh_hours: float = KEEP_REFRESH_HOURS
 ) -> PruneResult:
     run_ids = superseded_refresh_runs(instance, now, keep_refresh_hours)
     run_ids += earlier_prune_runs(instance, now - timedelta(hours=keep_refresh_hours))
+    run_ids += superseded_analytics_runs(instance, now - timedelta(hours=keep_refresh_hours))
     for run_id in run_ids:
         delete_run_everywhere(instance, run_id)
     kept = instance.get_runs_count(
