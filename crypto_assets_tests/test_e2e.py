@@ -597,27 +597,37 @@ def finished_backfill(day: Stack, backfill_id: str) -> dict[str, Any]:
     return wait_until(f"backfill {backfill_id} to complete", finished, 300, day.gql)
 
 
-def test_seven_day_backfill_is_one_run(day: Stack) -> None:
-    backfill = finished_backfill(day, day.launched["backfill"])
+def one_successful_range_run(day: Stack, backfill_id: str, days: list[str]) -> dict:
+    """The backfill's only run (BackfillPolicy.single_run() on every asset), over ``days``."""
+    backfill = finished_backfill(day, backfill_id)
     assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}, backfill
-    assert len(backfill["runs"]) == 1, backfill  # BackfillPolicy.single_run() on every asset
+    assert len(backfill["runs"]) == 1, backfill
     run = backfill["runs"][0]
     assert run["status"] == "SUCCESS", run
     tags = {tag["key"]: tag["value"] for tag in run["tags"]}
-    assert tags["dagster/asset_partition_range_start"] == RANGE_DAYS[0], tags
-    assert tags["dagster/asset_partition_range_end"] == RANGE_DAYS[-1], tags
-    # A range run records each check once for the whole range (no partition) and once per day,
-    # so the UI shows every backfilled day's own result.
+    assert tags["dagster/asset_partition_range_start"] == days[0], tags
+    assert tags["dagster/asset_partition_range_end"] == days[-1], tags
+    return run
+
+
+def assert_check_statuses(day: Stack, run_id: str, expected: dict[str | None, str]) -> None:
+    """Every lineage check's executions in the run, by partition (None: the range-wide one)."""
     for asset, check in [
         *(("clean_klines", c) for c in CLEAN_CHECKS),
         ("snowflake_btcusdt", WAREHOUSE_CHECK),
     ]:
-        executions = day.check_executions(asset, check, run["runId"])
+        executions = day.check_executions(asset, check, run_id)
         by_partition = {row["partition"]: row["status"] for row in executions}
-        assert by_partition == {None: "SUCCEEDED", **dict.fromkeys(RANGE_DAYS, "SUCCEEDED")}, (
-            check,
-            by_partition,
-        )
+        assert by_partition == expected, (check, by_partition)
+
+
+def test_seven_day_backfill_is_one_run(day: Stack) -> None:
+    run = one_successful_range_run(day, day.launched["backfill"], RANGE_DAYS)
+    # A range run records each check once for the whole range (no partition) and once per day,
+    # so the UI shows every backfilled day's own result.
+    assert_check_statuses(
+        day, run["runId"], {None: "SUCCEEDED", **dict.fromkeys(RANGE_DAYS, "SUCCEEDED")}
+    )
 
     rows = day.rows_per_day()
     expected = dict.fromkeys([ONE_DAY, *RANGE_DAYS], ROWS_PER_DAY)
@@ -629,27 +639,13 @@ def test_seven_day_backfill_is_one_run(day: Stack) -> None:
 
 
 def test_a_33_day_backfill_is_one_run_recording_only_failed_days(day: Stack) -> None:
-    backfill = finished_backfill(day, day.launched["long_backfill"])
-    assert backfill["status"] in {"COMPLETED", "COMPLETED_SUCCESS"}, backfill
-    assert len(backfill["runs"]) == 1, backfill
-    run = backfill["runs"][0]
-    assert run["status"] == "SUCCESS", run
-    tags = {tag["key"]: tag["value"] for tag in run["tags"]}
-    assert tags["dagster/asset_partition_range_start"] == LONG_RANGE_DAYS[0], tags
-    assert tags["dagster/asset_partition_range_end"] == LONG_RANGE_DAYS[-1], tags
+    run = one_successful_range_run(day, day.launched["long_backfill"], LONG_RANGE_DAYS)
     # Over 31 days a range run records a day's own result only when it failed (each costs
     # about 10 ms); every day here passed, so the UI shows them as skipped under the run's
     # one range-wide success.
-    for asset, check in [
-        *(("clean_klines", c) for c in CLEAN_CHECKS),
-        ("snowflake_btcusdt", WAREHOUSE_CHECK),
-    ]:
-        executions = day.check_executions(asset, check, run["runId"])
-        by_partition = {row["partition"]: row["status"] for row in executions}
-        assert by_partition == {None: "SUCCEEDED", **dict.fromkeys(LONG_RANGE_DAYS, "SKIPPED")}, (
-            check,
-            by_partition,
-        )
+    assert_check_statuses(
+        day, run["runId"], {None: "SUCCEEDED", **dict.fromkeys(LONG_RANGE_DAYS, "SKIPPED")}
+    )
     rows = day.rows_per_day()
     assert [rows.get(d) for d in LONG_RANGE_DAYS] == [ROWS_PER_DAY] * 33, rows
 
