@@ -445,8 +445,9 @@ def launch_day(stack: Stack, day: str) -> str:
 # -- scripts/local_stack.sh -----------------------------------------------------------------------
 
 
-def test_local_stack_script_starts_both_and_ctrl_c_stops_them(tmp_path: Path) -> None:
-    """Runs first, before the module's stack: the script a user starts, then Ctrl-C."""
+def start_local_stack(tmp_path: Path) -> tuple[subprocess.Popen, int, Path]:
+    """scripts/local_stack.sh in its own session (it leads its group, as in a terminal), with
+    its output in a log file; returns the process, the webserver's port and the log."""
     port = free_port()
     log = tmp_path / "local_stack.log"
     env = {**local_env(), "PORT": str(port), "CRYPTO_ASSETS_HOME": str(tmp_path / "data")}
@@ -458,8 +459,14 @@ def test_local_stack_script_starts_both_and_ctrl_c_stops_them(tmp_path: Path) ->
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # the script leads its group, as in a terminal
+            start_new_session=True,
         )
+    return script, port, log
+
+
+def test_local_stack_script_starts_both_and_ctrl_c_stops_them(tmp_path: Path) -> None:
+    """Runs first, before the module's stack: the script a user starts, then Ctrl-C."""
+    script, port, log = start_local_stack(tmp_path)
     groups = [script.pid]
     gql = GraphQL(f"http://127.0.0.1:{port}/graphql")
     try:
@@ -509,19 +516,7 @@ def test_local_stack_script_starts_both_and_ctrl_c_stops_them(tmp_path: Path) ->
 
 def test_local_stack_without_a_terminal_stops_on_sigterm_within_15_seconds(tmp_path: Path) -> None:
     """As a service manager runs it: its own session, no terminal, SIGTERM to the script only."""
-    port = free_port()
-    log = tmp_path / "local_stack.log"
-    env = {**local_env(), "PORT": str(port), "CRYPTO_ASSETS_HOME": str(tmp_path / "data")}
-    with log.open("wb") as out:
-        script = subprocess.Popen(
-            [str(ROOT / "scripts" / "local_stack.sh")],
-            cwd=tmp_path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    script, port, log = start_local_stack(tmp_path)
     groups = [script.pid]
     gql = GraphQL(f"http://127.0.0.1:{port}/graphql")
     try:
