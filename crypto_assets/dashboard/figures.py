@@ -25,6 +25,20 @@ MAX_BARS = 2000
 browser draws one path rather than thousands, and at that density the bars merge anyway."""
 
 
+def candlestick_trace(candles: pd.DataFrame) -> go.Candlestick:
+    """The price candles, coloured alike on every chart of the page."""
+    return go.Candlestick(
+        x=candles["open_time"],
+        open=candles["open"],
+        high=candles["high"],
+        low=candles["low"],
+        close=candles["close"],
+        increasing_line_color=UP,
+        decreasing_line_color=DOWN,
+        name="candles",
+    )
+
+
 def _bars_or_steps(
     x: pd.Series, y: pd.Series, name: str, up: pd.Series | None = None
 ) -> go.Bar | go.Scatter:
@@ -61,16 +75,7 @@ def market_figure(
         subplot_titles=("", "Volume profile", "Volume", pressure, "RSI 14", "MACD"),
     )
     figure.add_trace(
-        go.Candlestick(
-            x=candles["open_time"],
-            open=candles["open"],
-            high=candles["high"],
-            low=candles["low"],
-            close=candles["close"],
-            increasing_line_color=UP,
-            decreasing_line_color=DOWN,
-            name="candles",
-        ),
+        candlestick_trace(candles),
         row=1,
         col=1,
     )
@@ -172,18 +177,7 @@ def market_figure(
 
 def trades_figure(candles: pd.DataFrame, trades: pd.DataFrame) -> go.Figure:
     """Price candles with the strategy's entries (up triangles) and exits (down triangles)."""
-    figure = go.Figure(
-        go.Candlestick(
-            x=candles["open_time"],
-            open=candles["open"],
-            high=candles["high"],
-            low=candles["low"],
-            close=candles["close"],
-            increasing_line_color=UP,
-            decreasing_line_color=DOWN,
-            name="candles",
-        )
-    )
+    figure = go.Figure(candlestick_trace(candles))
     figure.add_trace(
         go.Scatter(
             x=trades["entry_time"],
