@@ -1,5 +1,6 @@
 """Shared fixtures: a Binance stand-in on loopback and Dagster definitions wired to a temp home."""
 
+import shutil
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,12 +20,25 @@ __all__ = [
 ]  # fixtures of the prod stand-ins, for every test module
 
 REAL_1M_CSV = "BTCUSDT-1m-2025-08-01_2025-08-10.csv"
+LOCAL_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.local.yaml"
 DAY_MS = 86_400_000
 
 
 def utc_ms(day: str) -> int:
     """Epoch ms of a UTC midnight, worked out here rather than by the code under test."""
     return int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()) * 1000
+
+
+@pytest.fixture
+def local_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    """A DAGSTER_HOME with the project's local dagster.yaml, as `make` sets it up."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(LOCAL_YAML, home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")  # what the storage sets; undone after
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance
 
 
 @pytest.fixture

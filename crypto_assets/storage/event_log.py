@@ -1,56 +1,67 @@
-"""The local Dagster instance's event log: Dagster's SQLite storage, writing batches at once.
+"""The local Dagster instance's event log: every run's events in one SQLite file, in batches.
 
-A range run over N days records, per asset, N "materialization planned" events before it starts
-and N materializations when the asset's output is stored. Dagster's SQLite storage commits each
-event on its own (two fresh connections and two fsyncs each, about 15 ms), which made the event
-log the largest cost of a long backfill. Dagster already hands these events over in batches
-when ``DAGSTER_EVENT_BATCH_SIZE`` is set (its own storages for Dagster+ write them in one call);
-this storage does the same for SQLite: one transaction per batch in the run's shard and one in
-the cross-run index, with the same event rows and tags Dagster's ``store_event`` writes for each
-event, and each asset's summary row as the batch's last event leaves it. Nothing else changes:
-other events are stored one by one, as before. A check planned over N days also writes N rows
-(one per day, for the UI's per-day check status); they go in as one executemany instead of one
-N-row VALUES statement, whose compilation alone took seconds for a year.
+Dagster's default SQLite event log gives each run a database file of its own (about 100 KB of
+empty tables before the first event) and copies every asset event into a second, cross-run
+index file. The fresh-data sensor launches a run every minute, so that layout cost a file and
+about 440 KB a run. Dagster's consolidated SQLite storage keeps one file instead; this storage
+builds on it and changes three things:
 
-``deploy/dagster.local.yaml`` selects it; it turns batching on for every process that loads the
-instance (webserver, daemon, run workers, ``dagster asset materialize``).
+- Asset-event batches in one commit. A range run over N days records, per asset, N "planned"
+  events before it starts and N materializations when the asset's output is stored; committed one
+  by one (two fresh connections and an fsync each, about 15 ms) they were the largest cost of a
+  long backfill. Dagster hands them over in batches when ``DAGSTER_EVENT_BATCH_SIZE`` is set; the
+  batch goes in as one transaction, with the same rows ``store_event`` writes for each event. A
+  check planned over N days writes its N per-day rows with one executemany.
+- 16 KB pages. An event is about 1.5 KB of JSON, so a 4 KB page held two and left a quarter empty.
+- Deleting a run's events deletes its check executions too. Dagster's ``delete_events`` leaves
+  them, so every pruned refresh run would leave its check rows behind for good.
+
+``deploy/dagster.local.yaml`` selects it, for every process that loads the instance (webserver,
+daemon, run workers, ``dagster asset materialize``).
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 
 from dagster import Field
 
-# Subclassing Dagster's SQLite event log (no public export) is the only way to add a batch write
-# to the storage every local Dagster process loads from dagster.yaml.
+# Subclassing Dagster's SQLite event log (no public export) is the only way to change the storage
+# every local Dagster process loads from dagster.yaml.
 from dagster._config import StringSource
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import (
+    ConsolidatedSqliteEventLogStorage,
+)
 from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._serdes import ConfigurableClassData, serialize_value
 
 EVENT_BATCH_SIZE = 1000
 """Events per batch: a year of days per asset in one commit, few enough to keep a batch small."""
 
+PAGE_SIZE = 16_384
+"""Bytes per SQLite page: about ten 1.5 KB events a page instead of two."""
+
 
 def _default_base_dir() -> str:
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         raise ValueError(
-            "BatchingSqliteEventLogStorage (deploy/dagster.local.yaml) keeps its files under"
-            " DAGSTER_HOME: set DAGSTER_HOME to the instance folder, as make does, or give the"
-            " storage a base_dir in dagster.yaml."
+            "LocalEventLogStorage (deploy/dagster.local.yaml) keeps its file under DAGSTER_HOME:"
+            " set DAGSTER_HOME to the instance folder, as make does, or give the storage a"
+            " base_dir in dagster.yaml."
         )
-    return os.path.join(home, "history", "runs")
+    return os.path.join(home, "history")
 
 
-class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
-    """SQLite event log (same files, same layout) that writes asset-event batches in one commit."""
+class LocalEventLogStorage(ConsolidatedSqliteEventLogStorage):
+    """One SQLite file for every run's events, asset-event batches in one commit."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
         super().__init__(base_dir or _default_base_dir(), inst_data=inst_data)
@@ -63,8 +74,26 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     @classmethod
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: dict
-    ) -> BatchingSqliteEventLogStorage:
+    ) -> LocalEventLogStorage:
         return cls(inst_data=inst_data, **config_value)
+
+    def _init_db(self) -> None:
+        """A new file gets its page size before Dagster creates the tables (it is fixed after)."""
+        os.makedirs(self._base_dir, exist_ok=True)
+        with closing(sqlite3.connect(self.get_db_path())) as connection:
+            connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+            connection.execute("PRAGMA journal_mode = WAL")
+        super()._init_db()
+
+    def delete_events(self, run_id: str) -> None:
+        """The run's events and its check executions, which Dagster's own delete leaves behind."""
+        super().delete_events(run_id)
+        with self.index_connection() as connection:
+            connection.execute(
+                AssetCheckExecutionsTable.delete().where(
+                    AssetCheckExecutionsTable.c.run_id == run_id
+                )
+            )
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Asset events of one run go in together; anything else is stored as Dagster would."""
@@ -83,14 +112,10 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
     def _store_asset_events(self, events: list[EventLogEntry]) -> None:
         if not events:
             return
-        statements = [self.prepare_insert_event(event) for event in events]
-        with self.run_connection(events[0].run_id) as connection:
-            for statement in statements:
-                connection.execute(statement)
         with self.index_transaction() as connection:
             event_ids = []
-            for statement in statements:
-                with db_result(connection, statement) as result:
+            for event in events:
+                with db_result(connection, self.prepare_insert_event(event)) as result:
                     event_ids.append(result.inserted_primary_key[0])
             self._store_asset_event_tags(connection, events, event_ids)
             # The asset's row holds "last" values only (last run, last materialization), so
