@@ -1,13 +1,23 @@
-"""The job that schedules and sensors launch: the whole kline lineage with its checks."""
+"""The job that schedules and sensors launch: the kline lineage with the checks of new data."""
 
 import dagster as dg
 
+from crypto_assets.klines.archive_checks import archive_files_unchanged, archive_matches_rest
 from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
+from crypto_assets.klines.freshness import freshness_checks
 from crypto_assets.klines.partitions import daily_partitions
+
+CHECKS_WITH_THEIR_OWN_RUNS = dg.AssetSelection.checks(
+    archive_matches_rest, archive_files_unchanged, *freshness_checks
+)
+"""The archive audit (archived days only, never today or yesterday, which the schedule and the
+sensor load) and the freshness check (its own sensor): run here, they would only add steps and
+events to every run of the sensor's 1,440 a day."""
 
 kline_lineage_job = dg.define_asset_job(
     "kline_lineage",
-    selection=dg.AssetSelection.assets(raw_klines, clean_klines, snowflake_btcusdt),
+    selection=dg.AssetSelection.assets(raw_klines, clean_klines, snowflake_btcusdt)
+    - CHECKS_WITH_THEIR_OWN_RUNS,
     partitions_def=daily_partitions,
     description="raw_klines -> clean_klines -> snowflake_btcusdt for one day, with their checks.",
 )
