@@ -7,14 +7,17 @@ Binance stand-in), against a persistent SQLite instance made from deploy/dagster
   1. two real refresh runs, `dagster job execute -m crypto_assets.definitions -j kline_lineage`,
      as the daemon launches them: the second one's footprint on DAGSTER_HOME is the per-run figure;
   2. `--replay` runs are recorded with that real run's events and captured logs, and their
-     measured growth checks the per-run figure (recording events costs about half a second a
-     run, so a week of 10,000 runs is not replayed);
+     measured growth checks the per-run figure;
   3. every run the sensor requests in the simulated days is recorded in the instance with the
      sensor's tags (every `--failure-every`-th one failed), and the `prune_run_history` logic
-     runs at half past every simulated hour, as its schedule does.
+     runs at half past every simulated hour, as its schedule does. Recording a run's events
+     costs about half a second, so only the runs of the last `--replay-last-hours` get the
+     real run's events and captured logs: the last day's figure is all on disk, with pruned
+     logs' space reused.
 
-Prints, per simulated day, the runs kept and DAGSTER_HOME's size: what is on disk, plus the
-per-run figure for each kept run recorded without its events; against the same without pruning.
+Prints, per simulated day, the runs kept, how many still have their logs, and DAGSTER_HOME's
+size: what is on disk (every run's record is), plus the logs figure (events and captured output)
+for each run recorded without the events it would have; against the same without pruning.
 
     .venv/bin/python benchmarks/run_history_week.py --days 7
 """
@@ -35,9 +38,14 @@ import dagster as dg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the stand-in lives in the test package, which is not installed
 
-from crypto_assets.automation.housekeeping import prune_run_history  # noqa: E402
+from crypto_assets.automation.housekeeping import (  # noqa: E402
+    KEEP_REFRESH_HOURS,
+    KEEP_REFRESH_LOGS_HOURS,
+    prune_run_history,
+)
 from crypto_assets.automation.sensors import fresh_klines_sensor  # noqa: E402
 from crypto_assets.klines.resources import BinanceResource  # noqa: E402
+from crypto_assets.storage.run_history import LOGS_PRUNED_TAG  # noqa: E402
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -45,10 +53,19 @@ SUCCESS, FAILURE = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 FIRST_DAY = "2024-03-01"
+BEFORE_ANY_RUN = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def logs_bytes(dagster_home: Path) -> int:
+    """What runs' logs take: the event log's database and the captured output."""
+    event_log = dagster_home / "history" / "event_log.db"
+    wal = dagster_home / "history" / "event_log.db-wal"
+    files = [path for path in (event_log, wal) if path.exists()]
+    return sum(path.stat().st_size for path in files) + folder_bytes(dagster_home / "storage")
 
 
 def real_refresh_run(dagster_home: Path, data: Path, standin_url: str, day: str) -> None:
@@ -78,13 +95,22 @@ def real_refresh_run(dagster_home: Path, data: Path, standin_url: str, day: str)
         sys.exit(f"the real refresh run failed:\n{completed.stderr[-3000:]}")
 
 
+def real_cutoff(
+    real_times: list[tuple[int, datetime]], now_ms: int, hours: float
+) -> datetime | None:
+    """The real time standing for ``hours`` before the simulated ``now_ms``; None before any run."""
+    cutoff_ms = now_ms - int(hours * 3_600_000)
+    older = [real for simulated, real in real_times if simulated < cutoff_ms]
+    return older[-1] + timedelta(microseconds=1) if older else None
+
+
 def record_run(
     instance: dg.DagsterInstance,
     template: list,
     template_logs: Path,
     tags: dict[str, str],
     status: dg.DagsterRunStatus,
-) -> None:
+) -> str:
     """A run as the daemon would leave it: run row, the real run's events, its captured logs."""
     run_id = str(uuid.uuid4())
     run = dg.DagsterRun(job_name="kline_lineage", run_id=run_id, status=status, tags=tags)
@@ -93,14 +119,22 @@ def record_run(
         instance.store_event(entry._replace(run_id=run_id))
     if template_logs.exists():
         shutil.copytree(template_logs, template_logs.parent / run_id)
+    return run_id
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--keep-refresh-hours", type=float, default=48)
+    parser.add_argument("--keep-refresh-hours", type=float, default=KEEP_REFRESH_HOURS)
+    parser.add_argument("--keep-refresh-logs-hours", type=float, default=KEEP_REFRESH_LOGS_HOURS)
     parser.add_argument("--failure-every", type=int, default=720)
-    parser.add_argument("--replay", type=int, default=40)
+    parser.add_argument("--replay", type=int, default=20)
+    parser.add_argument(
+        "--replay-last-hours",
+        type=float,
+        default=12,
+        help="runs of the simulation's last hours are recorded with the real run's events",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="run-history-"))
@@ -117,9 +151,10 @@ def main() -> None:
     with BinanceStandIn(klines, clock_ms=lambda: now_ms[0]) as standin:
         now_ms[0] = first_ms + 12 * 60 * MINUTE_MS + 30_000
         real_refresh_run(dagster_home, data, standin.url, FIRST_DAY)  # creates the databases
-        before = folder_bytes(dagster_home)
+        before, logs_before = folder_bytes(dagster_home), logs_bytes(dagster_home)
         real_refresh_run(dagster_home, data, standin.url, FIRST_DAY)
         per_run = folder_bytes(dagster_home) - before
+        per_run_logs = logs_bytes(dagster_home) - logs_before
         os.environ["DAGSTER_HOME"] = str(dagster_home)  # as make sets it; the event log needs it
         instance = dg.DagsterInstance.get()
         template_run = instance.get_runs(limit=1)[0]
@@ -130,7 +165,9 @@ def main() -> None:
             record_run(instance, template, template_logs, dict(template_run.tags), SUCCESS)
         replayed = (folder_bytes(dagster_home) - replay_started) / max(args.replay, 1)
         print(
-            f"per run: {per_run / 1024:.0f} KiB (a real refresh run, {len(template)} events);"
+            f"per run: {per_run / 1024:.0f} KiB (a real refresh run, {len(template)} events),"
+            f" of which logs {per_run_logs / 1024:.0f} KiB and its record"
+            f" {(per_run - per_run_logs) / 1024:.0f} KiB;"
             f" {replayed / 1024:.0f} KiB each for {args.replay} replayed runs",
             flush=True,
         )
@@ -138,6 +175,7 @@ def main() -> None:
         now_ms[0] = first_ms + 30_000
         resources = {"binance": BinanceResource(base_url=standin.url)}
         cursor = None
+        replay_from_ms = first_ms + int((args.days * 24 - args.replay_last_hours) * 3_600_000)
         launched = 0
         real_times: list[tuple[int, datetime]] = []  # (simulated ms, real time) of each run
         deleted_today = 0
@@ -156,35 +194,44 @@ def main() -> None:
                         "dagster/partition": request.partition_key,
                         "dagster/run_key": request.run_key,
                     }
-                    instance.add_run(
-                        dg.DagsterRun(
-                            job_name="kline_lineage",
-                            run_id=str(uuid.uuid4()),
-                            status=FAILURE if failed else SUCCESS,
-                            tags=tags,
+                    status = FAILURE if failed else SUCCESS
+                    if now_ms[0] >= replay_from_ms:
+                        run_id = record_run(instance, template, template_logs, tags, status)
+                        with_events.add(run_id)
+                    else:
+                        instance.add_run(
+                            dg.DagsterRun(
+                                job_name="kline_lineage",
+                                run_id=str(uuid.uuid4()),
+                                status=status,
+                                tags=tags,
+                            )
                         )
-                    )
             minute_of_day = minute % 1440
             if minute % 60 == 30:
-                cutoff_ms = now_ms[0] - int(args.keep_refresh_hours * 3_600_000)
-                older = [real for simulated, real in real_times if simulated < cutoff_ms]
-                if older:
-                    # the instance stamps runs with real time: prune as if the clock stood
-                    # keep_refresh_hours after the last run older than the simulated cutoff
-                    as_of = older[-1] + timedelta(hours=args.keep_refresh_hours, microseconds=1)
-                    pruned = prune_run_history(instance, as_of, args.keep_refresh_hours)
+                # the instance stamps runs with real time: a simulated cutoff becomes the real
+                # time just after the last run launched before it
+                runs_before = real_cutoff(real_times, now_ms[0], args.keep_refresh_hours)
+                logs_before = real_cutoff(real_times, now_ms[0], args.keep_refresh_logs_hours)
+                if logs_before:
+                    pruned = prune_run_history(instance, runs_before or BEFORE_ANY_RUN, logs_before)
                     deleted_today += len(pruned.deleted_run_ids)
             if minute_of_day == 1439:
-                runs = instance.get_runs_count()
-                kept_with_events = len(with_events & set(instance.get_run_ids()))
+                run_ids = set(instance.get_run_ids())
+                runs = len(run_ids)
+                pruned_logs = set(
+                    instance.get_run_ids(dg.RunsFilter(tags={LOGS_PRUNED_TAG: "pruned"}))
+                )
+                estimated = len(run_ids - pruned_logs - with_events)  # logs not recorded
                 on_disk = folder_bytes(dagster_home)
-                size = on_disk + (runs - kept_with_events) * per_run
-                unpruned = on_disk + (launched + len(with_events) - kept_with_events) * per_run
+                size = on_disk + estimated * per_run_logs
+                ever = launched + args.replay + 2
+                unpruned = size + (ever - runs) * per_run + len(pruned_logs) * per_run_logs
                 print(
-                    f"day {minute // 1440 + 1}: {runs} runs ({deleted_today} pruned),"
-                    f" DAGSTER_HOME {size / 2**20:.0f} MiB"
+                    f"day {minute // 1440 + 1}: {runs} runs ({deleted_today} deleted today,"
+                    f" {runs - len(pruned_logs)} with logs), DAGSTER_HOME {size / 2**20:.0f} MiB"
                     f" ({on_disk / 2**20:.0f} MiB on disk); without pruning"
-                    f" {launched + len(with_events)} runs, {unpruned / 2**20:.0f} MiB;"
+                    f" {ever} runs, {unpruned / 2**20:.0f} MiB;"
                     f" {time.monotonic() - started:.0f}s elapsed",
                     flush=True,
                 )

@@ -52,16 +52,44 @@ def test_prune_deletes_only_superseded_refreshes_older_than_the_window(instance)
     shard = Path(instance.event_log_storage.path_for_shard(refreshed_1))
     assert shard.exists()
 
-    now = datetime.now(timezone.utc)
-    assert prune_run_history(instance, now, keep_refresh_hours=48).deleted_run_ids == []
+    before_them = datetime.now(timezone.utc) - timedelta(hours=1)
+    assert prune_run_history(instance, before_them, before_them).deleted_run_ids == []
 
-    result = prune_run_history(instance, now + timedelta(hours=49), keep_refresh_hours=48)
+    after_them = datetime.now(timezone.utc) + timedelta(seconds=1)
+    result = prune_run_history(instance, runs_before=after_them, logs_before=after_them)
 
     assert sorted(result.deleted_run_ids) == sorted([refreshed_1, refreshed_2, older_of_3rd])
     remaining = {run.run_id for run in instance.get_runs()}
     assert remaining == {failed, final, scheduled, newest_of_3rd}
     assert not shard.exists()
     assert len(list(instance.all_logs(final))) == 1
+
+
+def test_superseded_refreshes_lose_their_logs_first_and_stay_listed(local_instance):
+    instance = local_instance
+    old = add_run(instance, "2024-01-02", "2024-01-02@1704153600000")
+    recent = add_run(instance, "2024-01-02", "2024-01-02@1704153660000")
+    logs_window_starts = datetime.now(timezone.utc) + timedelta(seconds=1)
+    newest = add_run(instance, "2024-01-02", "2024-01-02@1704153720000")
+    failed = add_run(instance, "2024-01-02", "2024-01-02@1704153780000", status=FAILURE)
+    long_ago = logs_window_starts - timedelta(hours=48)
+
+    result = prune_run_history(instance, runs_before=long_ago, logs_before=logs_window_starts)
+
+    assert result.deleted_run_ids == []
+    assert sorted(result.logs_pruned_run_ids) == sorted([old, recent])
+    assert {run.run_id for run in instance.get_runs()} == {old, recent, newest, failed}
+    for pruned in (old, recent):
+        assert list(instance.all_logs(pruned)) == []
+        assert instance.get_run_by_id(pruned).tags["crypto_assets/logs"] == "pruned"
+        assert instance.get_run_by_id(pruned).status == SUCCESS
+    for kept in (newest, failed):
+        assert [entry.message for entry in instance.all_logs(kept)] == [
+            "a run's event, so it has an event file"
+        ]
+        assert "crypto_assets/logs" not in instance.get_run_by_id(kept).tags
+    again = prune_run_history(instance, runs_before=long_ago, logs_before=logs_window_starts)
+    assert again.logs_pruned_run_ids == []
 
 
 def test_the_prune_job_runs_hourly_is_on_by_default_and_prunes_its_own_runs(instance):
@@ -130,9 +158,10 @@ def test_prune_deletes_analytics_runs_a_newer_run_of_the_same_assets_replaced(in
     bars_new = add_analytics_run(instance, ["btcusdt_bars"], "2024-01-02")
     rebuild_new = add_analytics_run(instance, ["btcusdt_backtests", "btcusdt_levels"], None)
 
-    now = datetime.now(timezone.utc)
-    assert prune_run_history(instance, now, keep_refresh_hours=48).deleted_run_ids == []
-    result = prune_run_history(instance, now + timedelta(hours=49), keep_refresh_hours=48)
+    before_them = datetime.now(timezone.utc) - timedelta(hours=1)
+    assert prune_run_history(instance, before_them, before_them).deleted_run_ids == []
+    after_them = datetime.now(timezone.utc) + timedelta(seconds=1)
+    result = prune_run_history(instance, runs_before=after_them, logs_before=after_them)
 
     assert sorted(result.deleted_run_ids) == sorted([bars_old, rebuild_old])
     remaining = {run.run_id for run in instance.get_runs()}

@@ -1,12 +1,14 @@
 """Keeps Dagster's run history bounded: the fresh-data sensor launches a run every minute.
 
 A refresh run of a day is superseded once a later run of the same day succeeded (the day's
-final run, or a newer refresh). Superseded refreshes older than ``keep_refresh_hours`` are
-deleted, and so are this job's own successful runs and the analytics sensor's successful runs
-that a newer run of the same assets and days replaced (the analytics tables are rewritten, so
-the older run describes nothing that is still there); final runs, scheduled runs, failed runs
-and every other job's runs are kept. It runs hourly, so the history never holds much more than
-``keep_refresh_hours`` of refreshes (a daily prune would let a third day pile up in between).
+final run, or a newer refresh). Superseded refreshes lose their logs (events, check executions,
+captured output) after ``keep_refresh_logs_hours`` and stay in the run list, with their status,
+times and tags, until ``keep_refresh_hours``, when they are deleted. This job's own successful
+runs and the analytics sensor's successful runs that a newer run of the same assets and days
+replaced (the analytics tables are rewritten, so the older run describes nothing that is still
+there) are deleted after ``keep_refresh_hours`` too; final runs, scheduled runs, failed runs and
+every other job's runs are kept. It runs hourly, so the history never holds much more than the
+windows (a daily prune would let a third day pile up in between).
 """
 
 from collections import defaultdict
@@ -17,7 +19,11 @@ import dagster as dg
 
 from crypto_assets.analytics.definitions import analytics_automation_sensor
 from crypto_assets.automation.jobs import kline_lineage_job
-from crypto_assets.storage.run_history import delete_run_everywhere
+from crypto_assets.storage.run_history import (
+    LOGS_PRUNED_TAG,
+    delete_run_everywhere,
+    delete_run_logs,
+)
 
 TRIGGER_TAG = "crypto_assets/trigger"
 SENSOR_TRIGGER = "fresh_klines_sensor"
@@ -26,6 +32,9 @@ RUN_KEY_TAG = "dagster/run_key"
 SENSOR_NAME_TAG = "dagster/sensor_name"
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 KEEP_REFRESH_HOURS = 48
+KEEP_REFRESH_LOGS_HOURS = 6
+"""A superseded refresh's logs (about 150 KB a run) matter while someone looks into the last few
+hours; its place in the run list costs about 8 KB and shows two days of refreshes."""
 PRUNE_CRON = "30 * * * *"
 """Half past every hour: clear of the daily schedule (00:10) and the day's final run."""
 PRUNE_JOB_NAME = "prune_run_history"
@@ -34,15 +43,13 @@ PRUNE_JOB_NAME = "prune_run_history"
 @dataclass(frozen=True)
 class PruneResult:
     deleted_run_ids: list[str]
+    logs_pruned_run_ids: list[str]
     kept_refresh_runs: int
 
 
-def superseded_refresh_runs(
-    instance: dg.DagsterInstance, now: datetime, keep_refresh_hours: float
-) -> list[str]:
-    """Ids of successful non-final refresh runs created before the window, whose day has a
+def superseded_refresh_runs(instance: dg.DagsterInstance, older_than: datetime) -> list[str]:
+    """Ids of successful non-final refresh runs created before ``older_than``, whose day has a
     newer successful run: the day's data stays described by the run that wrote it last."""
-    older_than = now - timedelta(hours=keep_refresh_hours)
     candidates = instance.get_run_records(
         dg.RunsFilter(
             job_name=kline_lineage_job.name,
@@ -112,38 +119,68 @@ def superseded_analytics_runs(instance: dg.DagsterInstance, older_than: datetime
     return superseded
 
 
+def refresh_runs_with_logs(instance: dg.DagsterInstance, run_ids: list[str]) -> list[str]:
+    """The runs among ``run_ids`` whose logs were not pruned yet."""
+    if not run_ids:
+        return []
+    pruned = {
+        record.dagster_run.run_id
+        for record in instance.get_run_records(
+            dg.RunsFilter(run_ids=run_ids, tags={LOGS_PRUNED_TAG: "pruned"})
+        )
+    }
+    return [run_id for run_id in run_ids if run_id not in pruned]
+
+
 def prune_run_history(
-    instance: dg.DagsterInstance, now: datetime, keep_refresh_hours: float = KEEP_REFRESH_HOURS
+    instance: dg.DagsterInstance, runs_before: datetime, logs_before: datetime
 ) -> PruneResult:
-    run_ids = superseded_refresh_runs(instance, now, keep_refresh_hours)
-    run_ids += earlier_prune_runs(instance, now - timedelta(hours=keep_refresh_hours))
-    run_ids += superseded_analytics_runs(instance, now - timedelta(hours=keep_refresh_hours))
+    """Deletes the runs above created before ``runs_before``; prunes the logs of superseded
+    refreshes created before ``logs_before``."""
+    run_ids = superseded_refresh_runs(instance, runs_before)
+    run_ids += earlier_prune_runs(instance, runs_before)
+    run_ids += superseded_analytics_runs(instance, runs_before)
     for run_id in run_ids:
         delete_run_everywhere(instance, run_id)
+    logs_pruned = refresh_runs_with_logs(instance, superseded_refresh_runs(instance, logs_before))
+    for run_id in logs_pruned:
+        delete_run_logs(instance, run_id)
     kept = instance.get_runs_count(
         dg.RunsFilter(job_name=kline_lineage_job.name, tags={TRIGGER_TAG: SENSOR_TRIGGER})
     )
-    return PruneResult(deleted_run_ids=run_ids, kept_refresh_runs=kept)
+    return PruneResult(
+        deleted_run_ids=run_ids, logs_pruned_run_ids=logs_pruned, kept_refresh_runs=kept
+    )
 
 
 class PruneConfig(dg.Config):
     keep_refresh_hours: float = KEEP_REFRESH_HOURS
+    keep_refresh_logs_hours: float = KEEP_REFRESH_LOGS_HOURS
 
 
-@dg.op(description="Deletes superseded refresh runs older than keep_refresh_hours.")
+@dg.op(
+    description="Prunes the logs of superseded refresh runs older than keep_refresh_logs_hours"
+    " and deletes superseded runs older than keep_refresh_hours."
+)
 def prune_superseded_refresh_runs(context: dg.OpExecutionContext, config: PruneConfig) -> None:
+    now = datetime.now(timezone.utc)
+    logs_hours = min(config.keep_refresh_logs_hours, config.keep_refresh_hours)
     result = prune_run_history(
-        context.instance, datetime.now(timezone.utc), config.keep_refresh_hours
+        context.instance,
+        runs_before=now - timedelta(hours=config.keep_refresh_hours),
+        logs_before=now - timedelta(hours=logs_hours),
     )
     context.log.info(
-        f"Deleted {len(result.deleted_run_ids)} superseded refresh runs older than"
-        f" {config.keep_refresh_hours:g} h; {result.kept_refresh_runs} sensor runs remain."
+        f"Deleted {len(result.deleted_run_ids)} superseded runs older than"
+        f" {config.keep_refresh_hours:g} h and the logs of {len(result.logs_pruned_run_ids)}"
+        f" superseded refresh runs older than {config.keep_refresh_logs_hours:g} h;"
+        f" {result.kept_refresh_runs} sensor runs remain."
     )
 
 
 @dg.job(
     name=PRUNE_JOB_NAME,
-    description="Keeps the run history bounded: deletes superseded fresh-data refresh runs.",
+    description="Keeps the run history bounded: prunes superseded fresh-data refresh runs.",
 )
 def prune_run_history_job() -> None:
     prune_superseded_refresh_runs()
@@ -155,5 +192,5 @@ prune_run_history_schedule = dg.ScheduleDefinition(
     cron_schedule=PRUNE_CRON,
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Hourly: deletes superseded refresh runs older than 48 h.",
+    description="Hourly: prunes superseded refresh runs' logs after 6 h, the runs after 48 h.",
 )
