@@ -1,23 +1,10 @@
-"""The local instance's event log: one SQLite file for every run, live logs while a run writes,
-and nothing of a deleted run left behind."""
+"""The local instance's event log: one SQLite file for every run, live logs while a run writes."""
 
 import sqlite3
 import threading
 import uuid
 
 import dagster as dg
-
-from crypto_assets_tests.binance_standin import BinanceStandIn
-from crypto_assets_tests.conftest import synthetic_days
-from crypto_assets_tests.lineage import materialize_days
-from crypto_assets_tests.test_archive_lineage import DAYS, resources
-
-
-def count_rows(instance: dg.DagsterInstance, table: str, run_id: str, what: str = "*") -> int:
-    with sqlite3.connect(instance.event_log_storage.get_db_path()) as connection:
-        return connection.execute(
-            f"select count({what}) from {table} where run_id = ?", [run_id]
-        ).fetchone()[0]
 
 
 def test_every_run_writes_to_one_file_of_16_kb_pages(local_instance):
@@ -55,22 +42,3 @@ def test_a_watcher_sees_events_as_they_are_written(local_instance):
     finally:
         local_instance.event_log_storage.end_watch(run.run_id, on_event)
     assert seen == ["first", "second"]
-
-
-def test_deleting_a_run_deletes_its_events_and_check_executions(tmp_path, local_instance):
-    rows = synthetic_days(DAYS[0], 1, seed=5)
-    with BinanceStandIn({("BTCUSDT", "1m"): rows}) as standin:
-        result = materialize_days(
-            resources(tmp_path / "home", standin, archive=False), DAYS[0], instance=local_instance
-        )
-    assert result.success
-    assert count_rows(local_instance, "event_logs", result.run_id) > 50
-    checks = count_rows(
-        local_instance, "asset_check_executions", result.run_id, "distinct check_name"
-    )
-    assert checks == 12
-
-    local_instance.delete_run(result.run_id)
-
-    assert count_rows(local_instance, "event_logs", result.run_id) == 0
-    assert count_rows(local_instance, "asset_check_executions", result.run_id) == 0

@@ -12,6 +12,11 @@ from dagster._core.instance.config import dagster_instance_config
 
 from crypto_assets.automation.housekeeping import prune_run_history, prune_run_history_schedule
 from crypto_assets.definitions import defs
+from crypto_assets.storage.run_history import delete_run_everywhere, delete_run_logs
+from crypto_assets_tests.binance_standin import BinanceStandIn
+from crypto_assets_tests.conftest import synthetic_days
+from crypto_assets_tests.lineage import materialize_days
+from crypto_assets_tests.test_archive_lineage import DAYS, resources
 
 SUCCESS, FAILURE = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
 DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
@@ -166,3 +171,46 @@ def test_prune_deletes_analytics_runs_a_newer_run_of_the_same_assets_replaced(in
     assert sorted(result.deleted_run_ids) == sorted([bars_old, rebuild_old])
     remaining = {run.run_id for run in instance.get_runs()}
     assert remaining == {bars_other_day, rebuild_failed, bars_new, rebuild_new}
+
+
+def check_executions(instance: dg.DagsterInstance, run_id: str) -> set[str]:
+    return {
+        record.key.name
+        for record in instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("clean_klines"), "prices_positive"), limit=10
+        )
+        if record.run_id == run_id
+    } | {
+        record.key.name
+        for record in instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("snowflake_btcusdt"), "warehouse_matches_clean_klines"),
+            limit=10,
+        )
+        if record.run_id == run_id
+    }
+
+
+@pytest.mark.parametrize("storage", ["local", "dagster_default"])
+@pytest.mark.parametrize("delete", [delete_run_everywhere, delete_run_logs])
+def test_deleting_a_run_or_its_logs_leaves_none_of_its_check_executions(
+    tmp_path, storage, delete, request
+):
+    instance = request.getfixturevalue("local_instance" if storage == "local" else "instance")
+    with BinanceStandIn({("BTCUSDT", "1m"): synthetic_days(DAYS[0], 1, seed=5)}) as standin:
+        result = materialize_days(
+            resources(tmp_path / "home", standin, archive=False), DAYS[0], instance=instance
+        )
+    assert result.success
+    assert check_executions(instance, result.run_id) == {
+        "prices_positive",
+        "warehouse_matches_clean_klines",
+    }
+
+    delete(instance, result.run_id)
+
+    assert check_executions(instance, result.run_id) == set()
+    if delete is delete_run_logs:
+        assert list(instance.all_logs(result.run_id)) == []
+        assert instance.get_run_by_id(result.run_id).status == SUCCESS
+    else:
+        assert instance.get_run_by_id(result.run_id) is None

@@ -4,7 +4,7 @@ Dagster's default SQLite event log gives each run a database file of its own (ab
 empty tables before the first event) and copies every asset event into a second, cross-run
 index file. The fresh-data sensor launches a run every minute, so that layout cost a file and
 about 440 KB a run. Dagster's consolidated SQLite storage keeps one file instead; this storage
-builds on it and changes three things:
+builds on it and changes two things:
 
 - Asset-event batches in one commit. A range run over N days records, per asset, N "planned"
   events before it starts and N materializations when the asset's output is stored; committed one
@@ -13,8 +13,6 @@ builds on it and changes three things:
   batch goes in as one transaction, with the same rows ``store_event`` writes for each event. A
   check planned over N days writes its N per-day rows with one executemany.
 - 16 KB pages. An event is about 1.5 KB of JSON, so a 4 KB page held two and left a quarter empty.
-- Deleting a run's events deletes its check executions too. Dagster's ``delete_events`` leaves
-  them, so every pruned refresh run would leave its check rows behind for good.
 
 ``deploy/dagster.local.yaml`` selects it, for every process that loads the instance (webserver,
 daemon, run workers, ``dagster asset materialize``).
@@ -84,16 +82,6 @@ class LocalEventLogStorage(ConsolidatedSqliteEventLogStorage):
             connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             connection.execute("PRAGMA journal_mode = WAL")
         super()._init_db()
-
-    def delete_events(self, run_id: str) -> None:
-        """The run's events and its check executions, which Dagster's own delete leaves behind."""
-        super().delete_events(run_id)
-        with self.index_connection() as connection:
-            connection.execute(
-                AssetCheckExecutionsTable.delete().where(
-                    AssetCheckExecutionsTable.c.run_id == run_id
-                )
-            )
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Asset events of one run go in together; anything else is stored as Dagster would."""

@@ -1,7 +1,8 @@
 """Deleting a run, or only its logs, from Dagster's own storage, files included.
 
-``DagsterInstance.delete_run`` removes a run's rows; a run also has a folder of captured logs, and
-on Dagster's default SQLite instance an event database file of its own (about 256 KB, left behind
+``DagsterInstance.delete_run`` removes a run's rows and events, but not its check executions
+(about ten rows of 2 KB a refresh run, in SQLite and Postgres alike), its folder of captured logs,
+or on Dagster's default SQLite instance its event database file (about 256 KB, left behind
 empty). Removing those is what actually frees the disk.
 """
 
@@ -9,7 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 
-# SqliteEventLogStorage has no public export; isinstance is how we know runs have their own file.
+# No public API deletes check executions or names a run's event file: these storage classes and
+# tables are how to reach them.
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 LOGS_PRUNED_TAG = "crypto_assets/logs"
@@ -17,8 +21,10 @@ LOGS_PRUNED_TAG = "crypto_assets/logs"
 
 
 def delete_run_everywhere(instance: dg.DagsterInstance, run_id: str) -> None:
-    """Deletes the run, its events, its per-run SQLite file and its captured logs."""
+    """Deletes the run, its events and check executions, its per-run SQLite file and its
+    captured logs."""
     instance.delete_run(run_id)
+    _delete_check_executions(instance, run_id)
     storage = instance.event_log_storage
     if isinstance(storage, SqliteEventLogStorage):
         Path(storage.path_for_shard(run_id)).unlink(missing_ok=True)
@@ -29,5 +35,17 @@ def delete_run_logs(instance: dg.DagsterInstance, run_id: str) -> None:
     """Deletes the run's events and captured logs; the run stays in the run list with its status,
     times and tags, and a tag that says its logs were pruned."""
     instance.event_log_storage.delete_events(run_id)
+    _delete_check_executions(instance, run_id)
     instance.compute_log_manager.delete_logs(prefix=[run_id])
     instance.add_run_tags(run_id, {LOGS_PRUNED_TAG: "pruned"})
+
+
+def _delete_check_executions(instance: dg.DagsterInstance, run_id: str) -> None:
+    storage = instance.event_log_storage
+    if isinstance(storage, SqlEventLogStorage):
+        with storage.index_connection() as connection:
+            connection.execute(
+                AssetCheckExecutionsTable.delete().where(
+                    AssetCheckExecutionsTable.c.run_id == run_id
+                )
+            )
