@@ -21,7 +21,7 @@ from crypto_assets.klines.archive_checks import (
     archive_matches_rest,
 )
 from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
-from crypto_assets.klines.checks import ohlc_checks, warehouse_matches_clean_klines
+from crypto_assets.klines.checks import warehouse_matches_clean_klines
 from crypto_assets.klines.freshness import freshness_checks, freshness_checks_sensor
 from crypto_assets.resources import resources_for
 from crypto_assets.settings import environment_name
@@ -29,7 +29,6 @@ from crypto_assets.settings import environment_name
 defs = dg.Definitions(
     assets=[raw_klines, clean_klines, snowflake_btcusdt, *ANALYTICS_ASSETS],
     asset_checks=[
-        ohlc_checks,
         warehouse_matches_clean_klines,
         archive_matches_rest,
         archive_files_unchanged,

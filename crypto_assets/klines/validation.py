@@ -6,7 +6,7 @@ accumulates them day by day so a month-long range is validated in one day's memo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -195,6 +195,16 @@ def validate_days(days: DayFrames, interval: str, until_ms: int | None = None) -
     for partition_key, frame in days:
         report.add_day(partition_key, frame, until_ms)
     return report
+
+
+def validating(
+    days: Iterable[tuple[str, pd.DataFrame]], report: ValidationReport, until_ms: int | None = None
+) -> Iterator[tuple[str, pd.DataFrame]]:
+    """The same days, each added to ``report`` as it passes: whoever writes the days validates
+    them on the way, instead of reading them back afterwards."""
+    for partition_key, frame in days:
+        report.add_day(partition_key, frame, until_ms)
+        yield partition_key, frame
 
 
 def describe(rule_name: str) -> str:
