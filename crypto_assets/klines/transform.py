@@ -102,16 +102,37 @@ def split_by_day(
         rows, current = [], next(pending, None)
 
 
+_ARROW_STRINGS = {pa.string(): pd.StringDtype("pyarrow")}
+
+
 def raw_frame(
     klines: list[Kline], symbol: str, interval: str, fetched_at: datetime
 ) -> pd.DataFrame:
     """The klines exactly as Binance sent them, plus where and when they came from.
 
-    Built column by column (Arrow strings for the decimal text), not row by row: it runs once
-    per day of every backfill.
+    Built column by column as Arrow arrays (strings for the decimal text), not row by row and
+    not through pandas' string constructor, which took three times as long: it runs once per
+    day of every backfill.
     """
     columns = list(zip(*klines, strict=True)) if klines else [()] * len(KLINE_FIELDS)
-    frame = pd.DataFrame(
+    try:
+        table = pa.table(
+            [
+                pa.array(values, type=pa.int64() if field in INTEGER_FIELDS else pa.string())
+                for field, values in zip(KLINE_FIELDS, columns, strict=True)
+            ],
+            names=list(KLINE_FIELDS),
+        )
+        frame = table.to_pandas(types_mapper=_ARROW_STRINGS.get)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        frame = _coerced_raw_frame(columns)
+    return with_source_columns(frame, symbol, interval, fetched_at)
+
+
+def _coerced_raw_frame(columns: list[tuple]) -> pd.DataFrame:
+    """The slower path for values of an unexpected type (a number where Binance sends text,
+    text where it sends an int), which Arrow refuses and pandas coerces as it always has."""
+    return pd.DataFrame(
         {
             field: np.array(values, dtype="int64")
             if field in INTEGER_FIELDS
@@ -119,7 +140,6 @@ def raw_frame(
             for field, values in zip(KLINE_FIELDS, columns, strict=True)
         }
     )
-    return with_source_columns(frame, symbol, interval, fetched_at)
 
 
 def with_source_columns(
