@@ -116,17 +116,20 @@ def raw_frame(
     """
     columns = list(zip(*klines, strict=True)) if klines else [()] * len(KLINE_FIELDS)
     try:
-        table = pa.table(
-            [
-                pa.array(values, type=pa.int64() if field in INTEGER_FIELDS else pa.string())
-                for field, values in zip(KLINE_FIELDS, columns, strict=True)
-            ],
-            names=list(KLINE_FIELDS),
-        )
-        frame = table.to_pandas(types_mapper=_ARROW_STRINGS.get)
+        arrays = [
+            pa.array(values, type=pa.int64() if field in INTEGER_FIELDS else pa.string())
+            for field, values in zip(KLINE_FIELDS, columns, strict=True)
+        ]
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        frame = _coerced_raw_frame(columns)
-    return with_source_columns(frame, symbol, interval, fetched_at)
+        return with_source_columns(_coerced_raw_frame(columns), symbol, interval, fetched_at)
+    rows = len(klines)
+    fetched_ns = pd.Timestamp(fetched_at).tz_convert("UTC").value
+    arrays += [
+        pa.array([symbol] * rows, pa.string()),
+        pa.array([interval] * rows, pa.string()),
+        pa.array(np.full(rows, fetched_ns, dtype="int64")).cast(pa.timestamp("ns", tz="UTC")),
+    ]
+    return pa.table(arrays, names=list(RAW_COLUMNS)).to_pandas(types_mapper=_ARROW_STRINGS.get)
 
 
 def _coerced_raw_frame(columns: list[tuple]) -> pd.DataFrame:
@@ -145,7 +148,8 @@ def _coerced_raw_frame(columns: list[tuple]) -> pd.DataFrame:
 def with_source_columns(
     frame: pd.DataFrame, symbol: str, interval: str, fetched_at: datetime
 ) -> pd.DataFrame:
-    """Adds symbol, interval and fetched_at, the raw zone's columns beyond Binance's 12."""
+    """Adds symbol, interval and fetched_at, the raw zone's columns beyond Binance's 12, to a
+    frame pandas built (raw_frame adds them in Arrow)."""
     index = frame.index
     frame["symbol"] = pd.Series(symbol, index=index, dtype="string[pyarrow]")
     frame["interval"] = pd.Series(interval, index=index, dtype="string[pyarrow]")
