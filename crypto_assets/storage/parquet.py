@@ -9,6 +9,7 @@ place locally, a single PUT on S3, so no reader ever sees half a day.
 """
 
 import io
+import json
 import os
 import tempfile
 from abc import abstractmethod
@@ -71,6 +72,10 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
     """The bytes pandas' ``to_parquet`` would write, through Arrow's writer directly: pandas'
     wrapper added a third to every day's write."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    if frame.attrs:  # as pandas keeps them, so pandas' own reader restores them too
+        table = table.replace_schema_metadata(
+            {**table.schema.metadata, b"PANDAS_ATTRS": json.dumps(frame.attrs).encode()}
+        )
     buffer = pa.BufferOutputStream()
     pq.write_table(
         table,
