@@ -34,10 +34,11 @@ def partition_object_key(symbol: str, interval: str, partition_key: str) -> str:
 
 
 def frame_from_parquet(data: bytes) -> pd.DataFrame:
-    """Arrow's reader straight to pandas (pandas' read_parquet adds a dataset scan per call),
-    text kept as Arrow strings, as raw_klines made it, rather than copied into Python objects.
-    One day is too small for Arrow's thread pool to pay off on a busy 2-core machine."""
-    table = pq.read_table(io.BytesIO(data), use_threads=False)
+    """Arrow's file reader straight to pandas (pandas' read_parquet and pyarrow's read_table
+    add a dataset scan per call), text kept as Arrow strings, as raw_klines made it, rather
+    than copied into Python objects. One day is too small for Arrow's thread pool to pay off on
+    a busy 2-core machine."""
+    table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     return table.to_pandas(types_mapper=_ARROW_STRINGS.get, use_threads=False)
 
 
