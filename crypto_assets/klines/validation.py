@@ -105,12 +105,13 @@ class Violations:
     last_open_time: str | None = None
 
     def add(self, open_times: pd.Series) -> None:
+        if not len(open_times):
+            return
         self.count += len(open_times)
         room = MAX_LISTED - len(self.first_open_times)
         if room > 0:
             self.first_open_times.extend(_iso(value) for value in open_times.iloc[:room])
-        if len(open_times):
-            self.last_open_time = _iso(open_times.iloc[-1])
+        self.last_open_time = _iso(open_times.iloc[-1])
 
     def merge(self, other: Violations) -> None:
         self.count += other.count
@@ -130,10 +131,12 @@ def _iso(value: pd.Timestamp) -> str:
 def check_ohlc(frame: pd.DataFrame, interval: str) -> dict[str, pd.Series]:
     """Open times of the candles that break each OHLC rule (empty when the day is sound)."""
     candles = candles_of(frame)
+    open_times = frame["open_time"]
+    none = open_times.iloc[:0]
     offenders = {}
     for name, (_, rule) in OHLC_RULES.items():
         mask = rule(candles, interval)
-        offenders[name] = frame["open_time"][mask] if mask.any() else frame["open_time"][:0]
+        offenders[name] = open_times[mask] if mask.any() else none
     return offenders
 
 
@@ -142,7 +145,11 @@ def missing_open_times(
 ) -> pd.Series:
     """Open times a complete day should hold but this one does not (Binance has real gaps)."""
     expected = expected_open_times(partition_key, interval, until_ms)
-    missing = np.setdiff1d(expected, _epoch_ms(frame["open_time"]), assume_unique=False)
+    present = _epoch_ms(frame["open_time"])
+    if np.array_equal(present, expected):  # nearly every day: complete, in order
+        missing = expected[:0]
+    else:
+        missing = np.setdiff1d(expected, present, assume_unique=False)
     return pd.Series(pd.to_datetime(missing, unit="ms", utc=True))
 
 
