@@ -98,5 +98,13 @@ def backfill_command(first: str, last: str) -> list[str]:
     ]
 
 
+def profiled(command: list[str], output: str) -> list[str]:
+    """The command under py-spy: its child processes too, idle samples included, raw stacks."""
+    return [
+        *(str(BIN / "py-spy"), "record", "--subprocesses", "--idle", "--rate", "200"),
+        *("--format", "raw", "--output", output, "--", *command),
+    ]
+
+
 def load_average() -> str:
     return Path("/proc/loadavg").read_text().strip() if Path("/proc/loadavg").exists() else "n/a"

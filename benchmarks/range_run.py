@@ -6,9 +6,11 @@ archive turned off, BINANCE_ARCHIVE_URL empty), then measures, each in a fresh c
   2. the figure: `dagster asset materialize --partition-range` over the three assets with every
      check, with a persistent DAGSTER_HOME (deploy/dagster.local.yaml), as `make backfill` runs.
 Prints both with peak RSS, the ratio (target: at most 5x, peak RSS under 512 MiB), the warehouse
-row count and the load average.
+row count and the load average. With --profile FILE the figure runs under py-spy (raw collapsed
+stacks, idle samples included; slower, so its time is not the figure to quote), for
+benchmarks/profile_breakdown.py to summarise.
 
-    .venv/bin/python benchmarks/range_run.py --days 365
+    .venv/bin/python benchmarks/range_run.py --days 365 [--profile FILE]
 """
 
 import argparse
@@ -19,7 +21,16 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
-from harness import BIN, ROOT, backfill_command, load_average, measured, persistent_home, standin
+from harness import (
+    BIN,
+    ROOT,
+    backfill_command,
+    load_average,
+    measured,
+    persistent_home,
+    profiled,
+    standin,
+)
 
 BARE_DOWNLOAD = """
 import sys
@@ -33,6 +44,7 @@ print(sum(len(page) for page in pages))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--profile", help="record the figure's run with py-spy into this file")
     args = parser.parse_args()
     last = date.today() - timedelta(days=1)
     first = last - timedelta(days=args.days - 1)
@@ -49,7 +61,10 @@ def main() -> None:
         download_s, download_mib, rows = measured(
             [str(BIN / "python"), "-c", BARE_DOWNLOAD, first.isoformat(), end], env
         )
-        run_s, run_mib, _ = measured(backfill_command(first.isoformat(), last.isoformat()), env)
+        command = backfill_command(first.isoformat(), last.isoformat())
+        run_s, run_mib, _ = measured(
+            profiled(command, args.profile) if args.profile else command, env
+        )
         with duckdb.connect(f"{home}/cryptodb.duckdb", read_only=True) as connection:
             loaded = connection.execute(
                 "select count(*), count(distinct open_time) from cryptodb.cryptoschema.btcusdt"

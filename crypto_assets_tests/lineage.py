@@ -6,11 +6,10 @@ import dagster as dg
 
 from crypto_assets.klines.archive_checks import archive_files_unchanged, archive_matches_rest
 from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
-from crypto_assets.klines.checks import ohlc_checks, warehouse_matches_clean_klines
+from crypto_assets.klines.checks import warehouse_matches_clean_klines
 
 LINEAGE = [raw_klines, clean_klines, snowflake_btcusdt]
 CHECKS = [
-    ohlc_checks,
     warehouse_matches_clean_klines,
     archive_matches_rest,
     archive_files_unchanged,

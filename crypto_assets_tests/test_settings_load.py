@@ -66,3 +66,19 @@ def test_max_staleness_minutes_sets_the_freshness_window(loads):
     completed = loads["good"]
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip() == "5400.0"  # 90 minutes
+
+
+def test_the_loaded_code_location_is_out_of_the_garbage_collectors_sight():
+    """A run's full collections skip what loading the definitions created (see definitions.py)."""
+    frozen = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import gc, crypto_assets.definitions; print(gc.get_freeze_count(), gc.isenabled())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert int(frozen[0]) > 100_000
+    assert frozen[1] == "True"

@@ -136,3 +136,29 @@ def test_expected_open_times_full_day_and_until_now():
     noon = 1_704_067_200_000 + 12 * 3_600_000
     # candles closed by 12:00:30 are those opened up to 11:59
     assert len(expected_open_times("2024-01-01", "1m", until_ms=noon + 30_000)) == 720
+
+
+def test_raw_frame_coerces_a_number_sent_as_text_or_text_sent_as_a_number():
+    odd = kline(1_704_067_200_000)
+    odd[1], odd[8] = 42283.5, "7"
+    frame = raw_frame([odd, kline(1_704_067_260_000)], "BTCUSDT", "1m", FETCHED_AT)
+    assert frame["open"].tolist() == ["42283.5", "100.0"]
+    assert frame["num_trades"].tolist() == [7, 7]
+    assert str(frame["open"].dtype) == "string" and frame["num_trades"].dtype == "int64"
+
+
+def test_clean_frame_takes_ordered_unique_days_as_they_are_and_derives_from_zero_volume():
+    start = 1_704_067_200_000
+    quiet = kline(start + 60_000)
+    quiet[5] = "0"
+    clean = clean_frame(raw_frame([kline(start), quiet], "BTCUSDT", "1m", FETCHED_AT))
+    assert clean["open_time"].tolist() == [
+        pd.Timestamp("2024-01-01 00:00", tz="UTC"),
+        pd.Timestamp("2024-01-01 00:01", tz="UTC"),
+    ]
+    assert clean["close_time"].iloc[1] == pd.Timestamp("2024-01-01 00:01:59.999", tz="UTC")
+    assert clean["price_diff"].tolist() == [20.0, 20.0]
+    assert clean["candle_return"].tolist() == [105.0 / 100.0 - 1] * 2
+    assert clean["vwap"].iloc[0] == 105.0 and pd.isna(clean["vwap"].iloc[1])
+    assert clean["taker_buy_ratio"].iloc[0] == 0.25 and pd.isna(clean["taker_buy_ratio"].iloc[1])
+    assert str(clean["open_time"].dtype) == "datetime64[ns, UTC]"

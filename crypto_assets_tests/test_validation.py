@@ -100,3 +100,11 @@ def test_report_keeps_only_the_first_ten_offenders_but_counts_all():
     assert violations.count == 30
     assert len(violations.first_open_times) == 10
     assert violations.first_open_times[0] == "2024-01-01T00:00:00Z"
+
+
+def test_rules_read_a_missing_price_as_no_evidence_and_name_duplicate_open_times():
+    rows = day_of_klines(4)
+    rows[1][4] = "NaN"  # close missing: low and high are judged against open alone
+    rows[3] = [*rows[2][:1], "101", *rows[2][2:]]  # a second, different candle at 00:02
+    found = offenders(rows)
+    assert found == {"open_time_unique_on_grid": ["00:02", "00:02"]}

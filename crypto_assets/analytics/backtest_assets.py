@@ -4,7 +4,7 @@ split, their trades and daily equity, and the equity-and-drawdown chart."""
 import dagster as dg
 import pandas as pd
 
-from crypto_assets.analytics import bars, charts
+from crypto_assets.analytics import bars
 from crypto_assets.analytics.assets import ANALYTICS_GROUP, HEAVY_REFRESH, btcusdt_bars
 from crypto_assets.analytics.backtest import (
     DEFAULT_FEE_BPS,
@@ -106,6 +106,9 @@ def btcusdt_backtests(
     backtests = pd.concat(summaries, ignore_index=True) if summaries else _empty(BACKTEST_COLUMNS)
     metadata = _best_metadata(backtests)
     if chart_lines:
+        # matplotlib loads here, not with the code location: a kline run never draws a chart.
+        from crypto_assets.analytics import charts
+
         png = charts.equity_chart(
             chart_lines, f"{KLINES.symbol} 1d: selected strategies vs buy and hold (full history)"
         )

@@ -6,7 +6,7 @@ import base64
 import dagster as dg
 import pandas as pd
 
-from crypto_assets.analytics import bars, charts, structure
+from crypto_assets.analytics import bars, structure
 from crypto_assets.analytics.assets import (
     ANALYTICS_GROUP,
     HEAVY_REFRESH,
@@ -138,6 +138,9 @@ def _indicators_since(warehouse: WarehouseResource, timeframe: str, first: objec
 def btcusdt_market_charts(
     warehouse: WarehouseResource, artifacts: ArtifactsWriter
 ) -> dg.MaterializeResult:
+    # matplotlib loads here, not with the code location: a kline run never draws a chart.
+    from crypto_assets.analytics import charts
+
     levels_table = f"{KLINES.table}_levels"
     levels = (
         warehouse.query_frame(f"select * from {warehouse.qualified_table(levels_table)}")

@@ -5,10 +5,12 @@ Each asset covers the run's whole partition range and hands its IO manager one f
 arrive, so years of 1m candles stream through in one day's memory.
 """
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import dagster as dg
 
+from crypto_assets.klines.checks import OHLC_CHECK_SPECS, ohlc_check_results
 from crypto_assets.klines.frames import DayFrames
 from crypto_assets.klines.partitions import daily_partitions
 from crypto_assets.klines.raw import iter_raw_days, prefetched
@@ -20,6 +22,7 @@ from crypto_assets.klines.transform import (
     clean_days,
     warehouse_days,
 )
+from crypto_assets.klines.validation import ValidationReport, validating
 from crypto_assets.settings import KLINES
 from crypto_assets.storage.warehouse import TABLE_METADATA_KEY
 
@@ -76,10 +79,17 @@ def raw_klines(
     group_name=KLINES_GROUP,
     kinds={"pandas", "parquet"},
     metadata={**KLINE_METADATA, "dagster/column_schema": _column_schema(CLEAN_COLUMNS)},
+    check_specs=OHLC_CHECK_SPECS,
 )
-def clean_klines(raw_klines: DayFrames) -> DayFrames:
-    """Typed, de-duplicated candles with the capstone's price_diff/price_change and more."""
-    return clean_days(raw_klines)
+def clean_klines(
+    context: dg.AssetExecutionContext, raw_klines: DayFrames
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """Typed, de-duplicated candles with the capstone's price_diff/price_change and more,
+    each day checked against the OHLC rules as it is written."""
+    report = ValidationReport(KLINES.interval)
+    until_ms = int(_utc_now().timestamp() * 1000)
+    yield dg.Output(DayFrames(validating(clean_days(raw_klines), report, until_ms)))
+    yield from ohlc_check_results(context, report)
 
 
 @dg.asset(

@@ -1,32 +1,35 @@
 """Asset checks: OHLC validity on clean_klines (blocking), warehouse row counts.
 
 The OHLC checks block: a day that fails one never reaches the warehouse in the same run.
-Completeness only warns, since Binance has real maintenance gaps.
+Completeness only warns, since Binance has real maintenance gaps. clean_klines runs them itself
+on each day as it writes it (``check_specs``), rather than in a step of their own that read
+every day back from Parquet. Asset keys are named here rather than imported, so the assets
+can import these specs.
 """
 
-import time
 from collections.abc import Iterator
 
 import dagster as dg
 
-from crypto_assets.klines.assets import clean_klines, snowflake_btcusdt
 from crypto_assets.klines.frames import DayFrames
 from crypto_assets.klines.partitions import daily_partitions
 from crypto_assets.klines.validation import (
     COMPLETENESS,
     OHLC_RULES,
+    ValidationReport,
     Violations,
     describe,
-    validate_days,
 )
 from crypto_assets.settings import KLINES
 from crypto_assets.storage.warehouse import WarehouseResource, rows_per_day
 
+CLEAN_KLINES = dg.AssetKey("clean_klines")
+SNOWFLAKE_BTCUSDT = dg.AssetKey("snowflake_btcusdt")
 BLOCKING_CHECKS = set(OHLC_RULES)
 OHLC_CHECK_SPECS = [
     dg.AssetCheckSpec(
         name,
-        asset=clean_klines,
+        asset=CLEAN_KLINES,
         blocking=name in BLOCKING_CHECKS,
         description=describe(name),
         partitions_def=daily_partitions,
@@ -34,8 +37,10 @@ OHLC_CHECK_SPECS = [
     for name in (*OHLC_RULES, COMPLETENESS)
 ]
 
+CheckContext = dg.AssetCheckExecutionContext | dg.AssetExecutionContext
 
-def _partition_range(context: dg.AssetCheckExecutionContext) -> str:
+
+def _partition_range(context: CheckContext) -> str:
     keys = context.op_execution_context.partition_keys
     return keys[0] if len(keys) == 1 else f"{keys[0]}...{keys[-1]}"
 
@@ -45,7 +50,7 @@ def _ohlc_evaluation(
 ) -> dict:
     return {
         "check_name": name,
-        "asset_key": clean_klines.key,
+        "asset_key": CLEAN_KLINES,
         "passed": violations.passed,
         "severity": dg.AssetCheckSeverity.WARN
         if name == COMPLETENESS
@@ -68,9 +73,7 @@ PER_DAY_RECORDS_UP_TO_DAYS = 31
 result; a longer range (a year-long bulk load) records only the days that failed."""
 
 
-def log_day_evaluations(
-    context: dg.AssetCheckExecutionContext, evaluations: list[tuple[str, dict]]
-) -> None:
+def log_day_evaluations(context: CheckContext, evaluations: list[tuple[str, dict]]) -> None:
     """Records each day's own result in a range run, so the UI shows it for backfilled days.
 
     A check's results in a range run cover the whole range and carry no partition; without
@@ -91,15 +94,13 @@ def log_day_evaluations(
             )
 
 
-@dg.multi_asset_check(
-    specs=OHLC_CHECK_SPECS,
-    ins={"days": dg.AssetIn(clean_klines.key)},
-)
-def ohlc_checks(
-    context: dg.AssetCheckExecutionContext, days: DayFrames
+def ohlc_check_results(
+    context: dg.AssetExecutionContext, report: ValidationReport
 ) -> Iterator[dg.AssetCheckResult]:
-    """Every OHLC rule over the run's days, each result naming the first offending open_times."""
-    report = validate_days(days, KLINES.interval, until_ms=int(time.time() * 1000))
+    """The OHLC checks' results for clean_klines' run, once its days are written and validated:
+    one result per rule for the run's range, each naming the first offending open_times, and
+    each day's own result recorded for a range (see ``log_day_evaluations``)."""
+    selected = {key.name for key in context.selected_asset_check_keys}
     if len(report.days) > 1:
         log_day_evaluations(
             context,
@@ -112,18 +113,20 @@ def ohlc_checks(
                 )
                 for day in report.days
                 for name, violations in day.rules.items()
+                if name in selected
             ],
         )
     partitions = _partition_range(context)
     for name, violations in report.rules.items():
-        yield dg.AssetCheckResult(
-            **_ohlc_evaluation(name, violations, partitions, report.rows, report.expected_rows)
-        )
+        if name in selected:
+            yield dg.AssetCheckResult(
+                **_ohlc_evaluation(name, violations, partitions, report.rows, report.expected_rows)
+            )
 
 
 @dg.asset_check(
-    asset=snowflake_btcusdt,
-    additional_ins={"clean_days": dg.AssetIn(clean_klines.key)},
+    asset=SNOWFLAKE_BTCUSDT,
+    additional_ins={"clean_days": dg.AssetIn(CLEAN_KLINES)},
     description="The warehouse holds as many rows per day as clean_klines.",
     partitions_def=daily_partitions,
 )
@@ -146,7 +149,7 @@ def warehouse_matches_clean_klines(
                     day,
                     {
                         "check_name": "warehouse_matches_clean_klines",
-                        "asset_key": snowflake_btcusdt.key,
+                        "asset_key": SNOWFLAKE_BTCUSDT,
                         "passed": day not in mismatched,
                         "metadata": {
                             "partitions": day,

@@ -102,16 +102,40 @@ def split_by_day(
         rows, current = [], next(pending, None)
 
 
+_ARROW_STRINGS = {pa.string(): pd.StringDtype("pyarrow")}
+
+
 def raw_frame(
     klines: list[Kline], symbol: str, interval: str, fetched_at: datetime
 ) -> pd.DataFrame:
     """The klines exactly as Binance sent them, plus where and when they came from.
 
-    Built column by column (Arrow strings for the decimal text), not row by row: it runs once
-    per day of every backfill.
+    Built column by column as Arrow arrays (strings for the decimal text), not row by row and
+    not through pandas' string constructor, which took three times as long: it runs once per
+    day of every backfill.
     """
     columns = list(zip(*klines, strict=True)) if klines else [()] * len(KLINE_FIELDS)
-    frame = pd.DataFrame(
+    try:
+        arrays = [
+            pa.array(values, type=pa.int64() if field in INTEGER_FIELDS else pa.string())
+            for field, values in zip(KLINE_FIELDS, columns, strict=True)
+        ]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return with_source_columns(_coerced_raw_frame(columns), symbol, interval, fetched_at)
+    rows = len(klines)
+    fetched_ns = pd.Timestamp(fetched_at).tz_convert("UTC").value
+    arrays += [
+        pa.array([symbol] * rows, pa.string()),
+        pa.array([interval] * rows, pa.string()),
+        pa.array(np.full(rows, fetched_ns, dtype="int64")).cast(pa.timestamp("ns", tz="UTC")),
+    ]
+    return pa.table(arrays, names=list(RAW_COLUMNS)).to_pandas(types_mapper=_ARROW_STRINGS.get)
+
+
+def _coerced_raw_frame(columns: list[tuple]) -> pd.DataFrame:
+    """The slower path for values of an unexpected type (a number where Binance sends text,
+    text where it sends an int), which Arrow refuses and pandas coerces as it always has."""
+    return pd.DataFrame(
         {
             field: np.array(values, dtype="int64")
             if field in INTEGER_FIELDS
@@ -119,13 +143,13 @@ def raw_frame(
             for field, values in zip(KLINE_FIELDS, columns, strict=True)
         }
     )
-    return with_source_columns(frame, symbol, interval, fetched_at)
 
 
 def with_source_columns(
     frame: pd.DataFrame, symbol: str, interval: str, fetched_at: datetime
 ) -> pd.DataFrame:
-    """Adds symbol, interval and fetched_at, the raw zone's columns beyond Binance's 12."""
+    """Adds symbol, interval and fetched_at, the raw zone's columns beyond Binance's 12, to a
+    frame pandas built (raw_frame adds them in Arrow)."""
     index = frame.index
     frame["symbol"] = pd.Series(symbol, index=index, dtype="string[pyarrow]")
     frame["interval"] = pd.Series(interval, index=index, dtype="string[pyarrow]")
@@ -164,27 +188,45 @@ def clean_frame(raw: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise KlineDataError(f"Raw klines lack the columns {missing}.")
     # Identical rows are dropped; two different candles for one open_time stay, for the
-    # blocking open_time_unique_on_grid check to name.
-    frame = raw.drop_duplicates().sort_values("open_time", kind="stable")
-    frame = frame.reset_index(drop=True)
-    clean = pd.DataFrame(
-        {
-            "open_time": pd.to_datetime(frame["open_time"], unit="ms", utc=True),
-            "symbol": frame["symbol"].astype("string"),
-            "interval": frame["interval"].astype("string"),
-            **{column: _to_float(frame, column) for column in DECIMAL_FIELDS},
-            "close_time": pd.to_datetime(frame["close_time"], unit="ms", utc=True),
-            "num_trades": frame["num_trades"].astype("int64"),
+    # blocking open_time_unique_on_grid check to name. A day whose open_times are unique and
+    # ascending (nearly every day) is taken as it is: hashing its rows cost a fifth of a clean.
+    open_times = raw["open_time"]
+    if open_times.is_unique and open_times.is_monotonic_increasing:
+        frame = raw.reset_index(drop=True)
+    else:
+        frame = raw.drop_duplicates().sort_values("open_time", kind="stable")
+        frame = frame.reset_index(drop=True)
+    prices = {column: np.asarray(_to_float(frame, column)) for column in DECIMAL_FIELDS}
+    high, low, open_, close = (prices[name] for name in ("high", "low", "open", "close"))
+    volume = prices["volume"]
+    traded_volume = np.where(volume > 0, volume, np.nan)
+    # Derived on numpy arrays and assembled once: column-by-column assignment into the frame
+    # cost more than the arithmetic. A zero open or volume gives inf or NaN, as pandas would.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        derived = {
+            "price_diff": high - low,
+            "price_change": close - open_,
+            "candle_return": close / open_ - 1,
+            "typical_price": (high + low + close) / 3,
+            "vwap": prices["quote_asset_volume"] / traded_volume,
+            "taker_buy_ratio": prices["taker_base_vol"] / traded_volume,
         }
-    )
-    volume = clean["volume"].where(clean["volume"] > 0)
-    clean["price_diff"] = clean["high"] - clean["low"]
-    clean["price_change"] = clean["close"] - clean["open"]
-    clean["candle_return"] = clean["close"] / clean["open"] - 1
-    clean["typical_price"] = (clean["high"] + clean["low"] + clean["close"]) / 3
-    clean["vwap"] = clean["quote_asset_volume"] / volume
-    clean["taker_buy_ratio"] = clean["taker_base_vol"] / volume
-    return clean[list(CLEAN_COLUMNS)]
+    columns = {
+        "open_time": _utc_times(frame["open_time"]),
+        "symbol": frame["symbol"].astype("string"),
+        "interval": frame["interval"].astype("string"),
+        **prices,
+        "close_time": _utc_times(frame["close_time"]),
+        "num_trades": frame["num_trades"].astype("int64"),
+        **derived,
+    }
+    return pd.DataFrame({column: columns[column] for column in CLEAN_COLUMNS})
+
+
+def _utc_times(epoch_ms: pd.Series) -> pd.Series:
+    """Epoch milliseconds as UTC timestamps (ns), without to_datetime's per-call parsing."""
+    nanoseconds = epoch_ms.to_numpy(dtype="int64") * 1_000_000
+    return pd.Series(pd.DatetimeIndex(nanoseconds.view("datetime64[ns]"), tz="UTC"))
 
 
 def clean_days(raw_days: DayFrames) -> DayFrames:

@@ -9,6 +9,7 @@ place locally, a single PUT on S3, so no reader ever sees half a day.
 """
 
 import io
+import json
 import os
 import tempfile
 from abc import abstractmethod
@@ -24,15 +25,20 @@ from pydantic import Field
 from crypto_assets.klines.frames import DayFrames
 
 
+def partition_folder_key(symbol: str, interval: str) -> str:
+    return f"klines/symbol={symbol}/interval={interval}/"
+
+
 def partition_object_key(symbol: str, interval: str, partition_key: str) -> str:
-    return f"klines/symbol={symbol}/interval={interval}/date={partition_key}.parquet"
+    return f"{partition_folder_key(symbol, interval)}date={partition_key}.parquet"
 
 
 def frame_from_parquet(data: bytes) -> pd.DataFrame:
-    """Arrow's reader straight to pandas (pandas' read_parquet adds a dataset scan per call),
-    text kept as Arrow strings, as raw_klines made it, rather than copied into Python objects.
-    One day is too small for Arrow's thread pool to pay off on a busy 2-core machine."""
-    table = pq.read_table(io.BytesIO(data), use_threads=False)
+    """Arrow's file reader straight to pandas (pandas' read_parquet and pyarrow's read_table
+    add a dataset scan per call), text kept as Arrow strings, as raw_klines made it, rather
+    than copied into Python objects. One day is too small for Arrow's thread pool to pay off on
+    a busy 2-core machine."""
+    table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     return table.to_pandas(types_mapper=_ARROW_STRINGS.get, use_threads=False)
 
 
@@ -64,15 +70,21 @@ them cost a third of each write and made the files larger."""
 
 
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.to_parquet(
+    """The bytes pandas' ``to_parquet`` would write, through Arrow's writer directly: pandas'
+    wrapper added a third to every day's write."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if frame.attrs:  # as pandas keeps them, so pandas' own reader restores them too
+        table = table.replace_schema_metadata(
+            {**table.schema.metadata, b"PANDAS_ATTRS": json.dumps(frame.attrs).encode()}
+        )
+    buffer = pa.BufferOutputStream()
+    pq.write_table(
+        table,
         buffer,
-        index=False,
-        engine="pyarrow",
         compression="zstd",
         use_dictionary=[column for column in DICTIONARY_COLUMNS if column in frame.columns],
     )
-    return buffer.getvalue()
+    return buffer.getvalue().to_pybytes()
 
 
 class DayProvenance:
@@ -140,6 +152,9 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
     @abstractmethod
     def uri(self, key: str) -> str: ...
 
+    def _before_writing(self, folder_key: str) -> None:
+        """Called once per output before its days are put under folder_key (a key prefix)."""
+
     def handle_output(self, context: dg.OutputContext, obj: DayFrames) -> None:
         symbol, interval = _symbol_and_interval(context.definition_metadata)
         expected = list(context.asset_partition_keys)
@@ -147,6 +162,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
         rows = 0
         first_open_time = last_open_time = None
         provenance = DayProvenance()
+        self._before_writing(partition_folder_key(symbol, interval))
         for partition_key, frame in obj:
             if partition_key not in expected:
                 raise dg.DagsterInvariantViolationError(
@@ -176,7 +192,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                 "location": dg.MetadataValue.path(
                     self.uri(partition_object_key(symbol, interval, written[0]))
                     if len(written) == 1
-                    else self.uri(f"klines/symbol={symbol}/interval={interval}/")
+                    else self.uri(partition_folder_key(symbol, interval))
                 ),
                 **provenance.metadata(),
             }
@@ -239,10 +255,16 @@ class LocalKlinesIOManager(KlinesParquetIOManager):
     def uri(self, key: str) -> str:
         return str(Path(self.base_dir, key))
 
+    def _before_writing(self, folder_key: str) -> None:
+        """Deletes the temporaries killed writers left in the folder: once per output, since
+        listing a folder of years of days before every day's write grew with the square."""
+        folder = Path(self.base_dir, folder_key)
+        if folder.is_dir():
+            _remove_orphaned_temporaries(folder)
+
     def _put(self, key: str, data: bytes) -> str:
         target = Path(self.base_dir, key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _remove_orphaned_temporaries(target)
         handle, temporary = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.{os.getpid()}."
         )
@@ -262,10 +284,10 @@ class LocalKlinesIOManager(KlinesParquetIOManager):
             raise StoredDayMissing(key) from exc
 
 
-def _remove_orphaned_temporaries(target: Path) -> None:
-    """Deletes temporary files a killed writer of ``target`` left (named after its pid)."""
-    for temporary in target.parent.glob(f".{target.name}.*"):
-        pid = temporary.name[len(target.name) + 2 :].split(".", 1)[0]
+def _remove_orphaned_temporaries(folder: Path) -> None:
+    """Deletes temporary files killed writers left in folder (``.<target>.<pid>.<random>``)."""
+    for temporary in folder.glob(".*.parquet.*"):
+        pid = temporary.name.rsplit(".parquet.", 1)[1].split(".", 1)[0]
         if pid.isdigit() and not _process_alive(int(pid)):
             temporary.unlink(missing_ok=True)
 
