@@ -4,6 +4,7 @@ materializations, per-day planned check rows, and failed days of a failed run.""
 import sqlite3
 
 import dagster as dg
+import pytest
 
 from crypto_assets_tests.binance_standin import BinanceStandIn
 from crypto_assets_tests.conftest import synthetic_days
@@ -54,3 +55,23 @@ def test_days_of_a_failed_run_show_as_failed(tmp_path, local_instance):
     )
     assert set(unfinished) == set(DAYS)  # planned in a run that failed: the UI shows them failed
     assert local_instance.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+@pytest.mark.parametrize("days", [1, 3])
+def test_a_range_run_leaves_no_day_of_any_check_planned(tmp_path, local_instance, days):
+    """A backfill of one day is a range run too: its results carry no partition either."""
+    rows = synthetic_days(DAYS[0], days, seed=5)
+    with BinanceStandIn({("BTCUSDT", "1m"): rows}) as standin:
+        result = materialize_days(
+            resources(tmp_path / "home", standin),
+            DAYS[0],
+            DAYS[days - 1],
+            instance=local_instance,
+        )
+    assert result.success
+    with sqlite3.connect(local_instance.event_log_storage.get_db_path()) as connection:
+        per_day = connection.execute(
+            "select partition, execution_status, count(*) from asset_check_executions"
+            " where partition is not null group by 1, 2 order by 1"
+        ).fetchall()
+    assert per_day == [(day, "SUCCEEDED", 12) for day in DAYS[:days]]

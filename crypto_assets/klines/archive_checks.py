@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from crypto_assets.klines.assets import raw_klines
-from crypto_assets.klines.checks import log_day_evaluations
+from crypto_assets.klines.checks import is_range_run, log_day_evaluations
 from crypto_assets.klines.frames import DAY_MS, day_start_ms
 from crypto_assets.klines.partitions import daily_partitions
 from crypto_assets.klines.raw import ARCHIVE, source_for_day
@@ -55,6 +55,33 @@ def _sample(context: dg.AssetCheckExecutionContext, keys: list[str]) -> dict:
     return dict(sorted(sample.items())[:RECONCILED_DAYS])
 
 
+def _range_result(
+    context: dg.AssetCheckExecutionContext, check_name: str, passed: bool, metadata: dict
+) -> dg.AssetCheckResult:
+    """The check's result for the run; in a range run also each day's, the same for every day
+    (the result speaks for the range), so no day of a backfill is left showing as planned."""
+    if is_range_run(context):
+        log_day_evaluations(
+            context,
+            [
+                (
+                    day,
+                    {
+                        "check_name": check_name,
+                        "asset_key": raw_klines.key,
+                        "passed": passed,
+                        "severity": dg.AssetCheckSeverity.WARN,
+                        "metadata": {"partitions": day, **metadata},
+                    },
+                )
+                for day in _partition_keys(context)
+            ],
+        )
+    return dg.AssetCheckResult(
+        passed=passed, severity=dg.AssetCheckSeverity.WARN, metadata=metadata
+    )
+
+
 @dg.asset_check(
     asset=raw_klines,
     blocking=False,
@@ -72,9 +99,10 @@ def archive_matches_rest(context: dg.AssetCheckExecutionContext) -> dg.AssetChec
         rows = [kline for page in pages for kline in page]
         rest = raw_frame(rows, KLINES.symbol, KLINES.interval, datetime.now(timezone.utc))
         differences += candle_differences(stored, rest, day)
-    return dg.AssetCheckResult(
+    return _range_result(
+        context,
+        "archive_matches_rest",
         passed=not differences,
-        severity=dg.AssetCheckSeverity.WARN,
         metadata={
             "days_compared": dg.MetadataValue.json(list(sample)),
             "differences": dg.MetadataValue.json(differences[:SHOWN]),
@@ -91,9 +119,10 @@ def archive_matches_rest(context: dg.AssetCheckExecutionContext) -> dg.AssetChec
 )
 def archive_files_unchanged(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     if raw_klines.key in (context.run.asset_selection or set()):
-        return dg.AssetCheckResult(
+        return _range_result(
+            context,
+            "archive_files_unchanged",
             passed=True,
-            severity=dg.AssetCheckSeverity.WARN,
             metadata={
                 "checked": "every archive file was verified against its CHECKSUM in this run"
             },
@@ -110,7 +139,7 @@ def archive_files_unchanged(context: dg.AssetCheckExecutionContext) -> dg.AssetC
         except ArchiveDayMissing:
             published[day] = None
     changed = changed_files(stored, published)
-    if len(_partition_keys(context)) > 1:
+    if is_range_run(context):
         log_day_evaluations(
             context,
             [
@@ -121,10 +150,14 @@ def archive_files_unchanged(context: dg.AssetCheckExecutionContext) -> dg.AssetC
                         "asset_key": raw_klines.key,
                         "passed": day not in changed,
                         "severity": dg.AssetCheckSeverity.WARN,
-                        "metadata": {"partitions": day, **changed.get(day, {})},
+                        "metadata": {
+                            "partitions": day,
+                            "archived": day in stored,
+                            **changed.get(day, {}),
+                        },
                     },
                 )
-                for day in stored
+                for day in _partition_keys(context)
             ],
         )
     return dg.AssetCheckResult(
