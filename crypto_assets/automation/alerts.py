@@ -161,9 +161,9 @@ def check_failure_alerts(
 
 
 def _is_range_run(run: dg.DagsterRun | None) -> bool:
+    """A run over a range of days, even one day: its checks record each day beside the range."""
     tags = run.tags if run else {}
-    start = tags.get("dagster/asset_partition_range_start")
-    return start is not None and start != tags.get("dagster/asset_partition_range_end")
+    return "dagster/asset_partition_range_start" in tags and "dagster/partition" not in tags
 
 
 def _run_finished(instance: dg.DagsterInstance, run_id: str) -> bool:
