@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from crypto_assets.klines.frames import DayFrames
-from crypto_assets.klines.transform import expected_open_times
+from crypto_assets.klines.transform import DECIMAL_FIELDS, expected_open_times
 from crypto_assets.sources.binance_rest import INTERVAL_MS
 
 MAX_LISTED = 10
@@ -67,17 +67,7 @@ OHLC_RULES: dict[str, tuple[str, Rule]] = {
         _unique_on_grid,
     ),
 }
-_RULE_COLUMNS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_asset_volume",
-    "num_trades",
-    "taker_base_vol",
-    "taker_quote_vol",
-)
+_RULE_COLUMNS = (*DECIMAL_FIELDS, "num_trades")
 
 
 def candles_of(frame: pd.DataFrame) -> Candles:
