@@ -15,6 +15,8 @@ import dagster as dg
 import requests
 from pydantic import Field
 
+from crypto_assets.klines.partitions import is_range_run
+
 ALERT_SENSOR_INTERVAL_SECONDS = 30
 RECENT_EXECUTIONS = 50
 FAILED, PLANNED = "FAILED", "PLANNED"
@@ -155,15 +157,9 @@ def check_failure_alerts(
         _check_alert(instance, key, record)
         for key, record in sorted(settled, key=lambda pair: pair[1].id)
         if record.status.value == FAILED
-        and not (record.partition and _is_range_run(instance.get_run_by_id(record.run_id)))
+        and not (record.partition and is_range_run(instance.get_run_by_id(record.run_id)))
     ]
     return alerts, max((record.id for _, record in settled), default=after_id)
-
-
-def _is_range_run(run: dg.DagsterRun | None) -> bool:
-    """A run over a range of days, even one day: its checks record each day beside the range."""
-    tags = run.tags if run else {}
-    return "dagster/asset_partition_range_start" in tags and "dagster/partition" not in tags
 
 
 def _run_finished(instance: dg.DagsterInstance, run_id: str) -> bool:

@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from crypto_assets.klines.assets import raw_klines
-from crypto_assets.klines.checks import is_range_run, log_day_evaluations
+from crypto_assets.klines.checks import log_day_evaluations
 from crypto_assets.klines.frames import DAY_MS, day_start_ms
-from crypto_assets.klines.partitions import daily_partitions
+from crypto_assets.klines.partitions import daily_partitions, is_range_run
 from crypto_assets.klines.raw import ARCHIVE, source_for_day
 from crypto_assets.klines.reconcile import candle_differences, changed_files
 from crypto_assets.klines.transform import raw_frame
@@ -55,12 +55,11 @@ def _sample(context: dg.AssetCheckExecutionContext, keys: list[str]) -> dict:
     return dict(sorted(sample.items())[:RECONCILED_DAYS])
 
 
-def _range_result(
-    context: dg.AssetCheckExecutionContext, check_name: str, passed: bool, metadata: dict
-) -> dg.AssetCheckResult:
-    """The check's result for the run; in a range run also each day's, the same for every day
-    (the result speaks for the range), so no day of a backfill is left showing as planned."""
-    if is_range_run(context):
+def _log_days(
+    context: dg.AssetCheckExecutionContext, check_name: str, results: dict[str, tuple[bool, dict]]
+) -> None:
+    """In a range run, each day's own result (passed, metadata), see ``log_day_evaluations``."""
+    if is_range_run(context.run):
         log_day_evaluations(
             context,
             [
@@ -74,9 +73,17 @@ def _range_result(
                         "metadata": {"partitions": day, **metadata},
                     },
                 )
-                for day in _partition_keys(context)
+                for day, (passed, metadata) in results.items()
             ],
         )
+
+
+def _range_result(
+    context: dg.AssetCheckExecutionContext, check_name: str, passed: bool, metadata: dict
+) -> dg.AssetCheckResult:
+    """The check's result for the run, and in a range run the same for every day (the result
+    speaks for the range), so no day of a backfill is left showing as planned."""
+    _log_days(context, check_name, dict.fromkeys(_partition_keys(context), (passed, metadata)))
     return dg.AssetCheckResult(
         passed=passed, severity=dg.AssetCheckSeverity.WARN, metadata=metadata
     )
@@ -139,27 +146,14 @@ def archive_files_unchanged(context: dg.AssetCheckExecutionContext) -> dg.AssetC
         except ArchiveDayMissing:
             published[day] = None
     changed = changed_files(stored, published)
-    if is_range_run(context):
-        log_day_evaluations(
-            context,
-            [
-                (
-                    day,
-                    {
-                        "check_name": "archive_files_unchanged",
-                        "asset_key": raw_klines.key,
-                        "passed": day not in changed,
-                        "severity": dg.AssetCheckSeverity.WARN,
-                        "metadata": {
-                            "partitions": day,
-                            "archived": day in stored,
-                            **changed.get(day, {}),
-                        },
-                    },
-                )
-                for day in _partition_keys(context)
-            ],
-        )
+    _log_days(
+        context,
+        "archive_files_unchanged",
+        {
+            day: (day not in changed, {"archived": day in stored, **changed.get(day, {})})
+            for day in _partition_keys(context)
+        },
+    )
     return dg.AssetCheckResult(
         passed=not changed,
         severity=dg.AssetCheckSeverity.WARN,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from crypto_assets.klines.frames import DayFrames
-from crypto_assets.klines.partitions import daily_partitions
+from crypto_assets.klines.partitions import daily_partitions, is_range_run
 from crypto_assets.klines.validation import (
     COMPLETENESS,
     OHLC_RULES,
@@ -73,12 +73,6 @@ PER_DAY_RECORDS_UP_TO_DAYS = 31
 result; a longer range (a year-long bulk load) records only the days that failed."""
 
 
-def is_range_run(context: CheckContext) -> bool:
-    """A run over a partition range (a backfill, even of one day): its check results carry no
-    partition, so each day's own result is recorded with ``log_day_evaluations``."""
-    return not context.op_execution_context.has_partition_key
-
-
 def log_day_evaluations(context: CheckContext, evaluations: list[tuple[str, dict]]) -> None:
     """Records each day's own result in a range run, so the UI shows it for backfilled days.
 
@@ -107,7 +101,7 @@ def ohlc_check_results(
     one result per rule for the run's range, each naming the first offending open_times, and
     each day's own result recorded for a range (see ``log_day_evaluations``)."""
     selected = {key.name for key in context.selected_asset_check_keys}
-    if is_range_run(context):
+    if is_range_run(context.run):
         log_day_evaluations(
             context,
             [
@@ -147,7 +141,7 @@ def warehouse_matches_clean_klines(
         for day in days
         if loaded.get(day, 0) != expected[day]
     }
-    if is_range_run(context):
+    if is_range_run(context.run):
         log_day_evaluations(
             context,
             [
