@@ -47,9 +47,11 @@ class PruneResult:
     kept_refresh_runs: int
 
 
-def superseded_refresh_runs(instance: dg.DagsterInstance, older_than: datetime) -> list[str]:
-    """Ids of successful non-final refresh runs created before ``older_than``, whose day has a
-    newer successful run: the day's data stays described by the run that wrote it last."""
+def superseded_refresh_runs(
+    instance: dg.DagsterInstance, older_than: datetime
+) -> list[dg.RunRecord]:
+    """Successful non-final refresh runs created before ``older_than``, whose day has a newer
+    successful run: the day's data stays described by the run that wrote it last."""
     candidates = instance.get_run_records(
         dg.RunsFilter(
             job_name=kline_lineage_job.name,
@@ -74,11 +76,7 @@ def superseded_refresh_runs(instance: dg.DagsterInstance, older_than: datetime) 
             limit=1,
         )
         newest_id = newest[0].dagster_run.run_id if newest else None
-        superseded += [
-            record.dagster_run.run_id
-            for record in records
-            if record.dagster_run.run_id != newest_id
-        ]
+        superseded += [record for record in records if record.dagster_run.run_id != newest_id]
     return superseded
 
 
@@ -119,30 +117,24 @@ def superseded_analytics_runs(instance: dg.DagsterInstance, older_than: datetime
     return superseded
 
 
-def refresh_runs_with_logs(instance: dg.DagsterInstance, run_ids: list[str]) -> list[str]:
-    """The runs among ``run_ids`` whose logs were not pruned yet."""
-    if not run_ids:
-        return []
-    pruned = {
-        record.dagster_run.run_id
-        for record in instance.get_run_records(
-            dg.RunsFilter(run_ids=run_ids, tags={LOGS_PRUNED_TAG: "pruned"})
-        )
-    }
-    return [run_id for run_id in run_ids if run_id not in pruned]
-
-
 def prune_run_history(
     instance: dg.DagsterInstance, runs_before: datetime, logs_before: datetime
 ) -> PruneResult:
     """Deletes the runs above created before ``runs_before``; prunes the logs of superseded
     refreshes created before ``logs_before``."""
-    run_ids = superseded_refresh_runs(instance, runs_before)
+    superseded = superseded_refresh_runs(instance, max(runs_before, logs_before))
+    run_ids = [
+        record.dagster_run.run_id for record in superseded if record.create_timestamp < runs_before
+    ]
     run_ids += earlier_prune_runs(instance, runs_before)
     run_ids += superseded_analytics_runs(instance, runs_before)
     for run_id in run_ids:
         delete_run_everywhere(instance, run_id)
-    logs_pruned = refresh_runs_with_logs(instance, superseded_refresh_runs(instance, logs_before))
+    logs_pruned = [
+        record.dagster_run.run_id
+        for record in superseded
+        if record.create_timestamp >= runs_before and LOGS_PRUNED_TAG not in record.dagster_run.tags
+    ]
     for run_id in logs_pruned:
         delete_run_logs(instance, run_id)
     kept = instance.get_runs_count(
