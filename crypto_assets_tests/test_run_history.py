@@ -173,19 +173,17 @@ def test_prune_deletes_analytics_runs_a_newer_run_of_the_same_assets_replaced(in
     assert remaining == {bars_other_day, rebuild_failed, bars_new, rebuild_new}
 
 
+CHECKS_LOOKED_AT = [
+    dg.AssetCheckKey(dg.AssetKey("clean_klines"), "prices_positive"),
+    dg.AssetCheckKey(dg.AssetKey("snowflake_btcusdt"), "warehouse_matches_clean_klines"),
+]
+
+
 def check_executions(instance: dg.DagsterInstance, run_id: str) -> set[str]:
     return {
         record.key.name
-        for record in instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(dg.AssetKey("clean_klines"), "prices_positive"), limit=10
-        )
-        if record.run_id == run_id
-    } | {
-        record.key.name
-        for record in instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(dg.AssetKey("snowflake_btcusdt"), "warehouse_matches_clean_klines"),
-            limit=10,
-        )
+        for check in CHECKS_LOOKED_AT
+        for record in instance.event_log_storage.get_asset_check_execution_history(check, limit=10)
         if record.run_id == run_id
     }
 
