@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from crypto_assets.klines.frames import day_start_ms
-from crypto_assets.klines.raw import archive_raw_frame, prefetched, source_for_day
+from crypto_assets.klines.raw import archive_raw_frame, source_for_day
 from crypto_assets.klines.resources import binance_archive_resource
 from crypto_assets.klines.transform import raw_frame
 from crypto_assets.sources.binance_archive import (
@@ -191,33 +191,6 @@ def test_a_server_error_is_retried_then_the_day_loads(standin):
     statuses = [entry["status"] for entry in standin.requests if entry["path"] == zip_path(US_DAY)]
     assert statuses == [500, 200]
     assert len(archive_raw_frame(fetched.csv, "BTCUSDT", "1m", FETCHED_AT)) == 1440
-
-
-def test_prefetched_days_arrive_in_order_and_errors_surface_in_place():
-    def days():
-        yield "2024-01-01", pd.DataFrame({"n": [1]})
-        yield "2024-01-02", pd.DataFrame({"n": [2]})
-        raise ChecksumMismatch("BTCUSDT-1m-2024-01-03.zip: SHA-256 differs")
-
-    received = []
-    with pytest.raises(ChecksumMismatch, match="2024-01-03"):
-        for day, frame in prefetched(days(), depth=1):
-            received.append((day, int(frame["n"].iloc[0])))
-    assert received == [("2024-01-01", 1), ("2024-01-02", 2)]
-
-
-def test_stopping_early_stops_the_prefetch_thread():
-    produced = []
-
-    def days():
-        for number in range(1000):
-            produced.append(number)
-            yield f"day {number}", pd.DataFrame()
-
-    stream = prefetched(days(), depth=2)
-    assert next(stream)[0] == "day 0"
-    stream.close()
-    assert len(produced) <= 5  # the consumed day, the queue's two, one waiting, and no more
 
 
 def test_a_headered_archive_file_loads_like_a_plain_one(standin, archive_rows):

@@ -12,8 +12,9 @@ import dagster as dg
 
 from crypto_assets.klines.checks import OHLC_CHECK_SPECS, ohlc_check_results
 from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.overlap import read_ahead
 from crypto_assets.klines.partitions import daily_partitions
-from crypto_assets.klines.raw import iter_raw_days, prefetched
+from crypto_assets.klines.raw import iter_raw_days
 from crypto_assets.klines.resources import BinanceArchiveResource, BinanceResource
 from crypto_assets.klines.transform import (
     CLEAN_COLUMNS,
@@ -58,7 +59,7 @@ def raw_klines(
     """Closed klines for each day of the run, exactly as Binance published them: the archive's
     verified daily file for days before yesterday, REST for the rest (and for archive 404s)."""
     return DayFrames(
-        prefetched(
+        read_ahead(
             iter_raw_days(
                 list(context.partition_keys),
                 KLINES.symbol,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import io
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 
@@ -119,56 +117,6 @@ def iter_raw_days(
             run.append(partition_keys[position + len(run)])
         position += len(run)
         yield from _rest_days(rest, symbol, interval, run, now)
-
-
-PREFETCHED_DAYS = 4
-_DONE = object()
-
-
-def prefetched(
-    days: Iterator[tuple[str, pd.DataFrame]], depth: int = PREFETCHED_DAYS
-) -> Iterator[tuple[str, pd.DataFrame]]:
-    """The same days, fetched and parsed up to ``depth`` days ahead in a thread.
-
-    Downloading, hashing and unzipping mostly wait on the network or run outside the GIL, so
-    they overlap the Parquet writes of the days before instead of adding to them. An error in
-    the thread is raised here, in order; stopping early stops the thread.
-    """
-    pending: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def offer(item: object) -> bool:
-        """Queues item unless the consumer has stopped; False once it has."""
-        while not stop.is_set():
-            try:
-                pending.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in days:
-                if not offer(item):
-                    return
-            offer(_DONE)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            offer(exc)
-
-    producer = threading.Thread(target=produce, name="raw-days-prefetch", daemon=True)
-    producer.start()
-    try:
-        while True:
-            item = pending.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        producer.join(timeout=5)
 
 
 def _archive_day(

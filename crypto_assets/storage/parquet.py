@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.overlap import WriteBehind, read_ahead
 
 
 def partition_folder_key(symbol: str, interval: str) -> str:
@@ -49,11 +50,14 @@ _ARROW_STRINGS = {
 
 
 class StoredDays(DayFrames):
-    """Days read back from a zone: frames on iteration, row counts from Parquet footers only."""
+    """Days read back from a zone: frames on iteration (read and decoded a few days ahead, in a
+    thread), row counts from Parquet footers only."""
 
     def __init__(self, read_days: Callable[[], Iterator[tuple[str, bytes]]]) -> None:
         super().__init__(
-            (partition_key, frame_from_parquet(data)) for partition_key, data in read_days()
+            read_ahead(
+                (partition_key, frame_from_parquet(data)) for partition_key, data in read_days()
+            )
         )
         self._read_days = read_days
 
@@ -163,21 +167,22 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
         first_open_time = last_open_time = None
         provenance = DayProvenance()
         self._before_writing(partition_folder_key(symbol, interval))
-        for partition_key, frame in obj:
-            if partition_key not in expected:
-                raise dg.DagsterInvariantViolationError(
-                    f"{context.asset_key.to_user_string()} produced day {partition_key}, which is"
-                    f" not among this run's partitions {expected[0]}..{expected[-1]}."
+        with WriteBehind() as writes:
+            for partition_key, frame in obj:
+                if partition_key not in expected:
+                    raise dg.DagsterInvariantViolationError(
+                        f"{context.asset_key.to_user_string()} produced day {partition_key},"
+                        f" which is not among this run's partitions {expected[0]}..{expected[-1]}."
+                    )
+                writes.submit(
+                    self._put_frame, partition_object_key(symbol, interval, partition_key), frame
                 )
-            self._put(
-                partition_object_key(symbol, interval, partition_key), frame_to_parquet(frame)
-            )
-            written.append(partition_key)
-            provenance.add(partition_key, frame.attrs)
-            rows += len(frame)
-            if len(frame):
-                first_open_time = first_open_time or str(frame["open_time"].iloc[0])
-                last_open_time = str(frame["open_time"].iloc[-1])
+                written.append(partition_key)
+                provenance.add(partition_key, frame.attrs)
+                rows += len(frame)
+                if len(frame):
+                    first_open_time = first_open_time or str(frame["open_time"].iloc[0])
+                    last_open_time = str(frame["open_time"].iloc[-1])
         missing = sorted(set(expected) - set(written))
         if missing:
             raise dg.DagsterInvariantViolationError(
@@ -197,6 +202,11 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                 **provenance.metadata(),
             }
         )
+
+    def _put_frame(self, key: str, frame: pd.DataFrame) -> None:
+        """Encodes and stores one day; runs in the write-behind thread, beside the next day's
+        compute."""
+        self._put(key, frame_to_parquet(frame))
 
     def load_input(self, context: dg.InputContext) -> DayFrames:
         upstream = context.upstream_output

@@ -1,0 +1,114 @@
+"""Read-ahead and write-behind: order, bounded memory, and failures raised where they happened."""
+
+import threading
+
+import pandas as pd
+import pytest
+
+from crypto_assets.klines.overlap import WriteBehind, read_ahead
+from crypto_assets.sources.binance_archive import ChecksumMismatch
+
+
+def test_read_ahead_keeps_order_and_raises_an_error_after_the_days_before_it():
+    def days():
+        yield "2024-01-01", pd.DataFrame({"n": [1]})
+        yield "2024-01-02", pd.DataFrame({"n": [2]})
+        raise ChecksumMismatch("BTCUSDT-1m-2024-01-03.zip: SHA-256 differs")
+
+    received = []
+    with pytest.raises(ChecksumMismatch, match="2024-01-03"):
+        for day, frame in read_ahead(days(), depth=1):
+            received.append((day, int(frame["n"].iloc[0])))
+    assert received == [("2024-01-01", 1), ("2024-01-02", 2)]
+
+
+def test_stopping_early_stops_the_read_ahead_thread():
+    produced = []
+
+    def days():
+        for number in range(1000):
+            produced.append(number)
+            yield f"day {number}", pd.DataFrame()
+
+    stream = read_ahead(days(), depth=2)
+    assert next(stream)[0] == "day 0"
+    stream.close()
+    assert len(produced) <= 5  # the consumed day, the queue's two, one waiting, and no more
+
+
+def test_write_behind_runs_every_write_in_order_before_the_block_ends():
+    written = []
+    with WriteBehind(depth=2) as writes:
+        for day in range(20):
+            writes.submit(written.append, day)
+    assert written == list(range(20))
+
+
+def test_a_failed_write_is_raised_and_no_write_after_it_runs():
+    written = []
+
+    def write(day: int) -> None:
+        if day == 3:
+            raise OSError(f"disk full writing day {day}")
+        written.append(day)
+
+    with pytest.raises(OSError, match="day 3"), WriteBehind(depth=4) as writes:
+        for day in range(20):
+            writes.submit(write, day)
+    assert written == [0, 1, 2]
+
+
+def test_writes_queued_behind_a_failed_one_are_dropped():
+    release = threading.Event()
+    written = []
+
+    def write(day: int) -> None:
+        if day == 0:
+            release.wait(timeout=5)
+            raise OSError("disk full writing day 0")
+        written.append(day)
+
+    with pytest.raises(OSError, match="day 0"), WriteBehind(depth=4) as writes:
+        for day in range(4):
+            writes.submit(write, day)  # all four queued before day 0 fails
+        release.set()
+    assert written == []
+
+
+def test_an_error_in_the_producer_lets_the_write_in_progress_finish_and_cancels_the_rest():
+    started, release = threading.Event(), threading.Event()
+    written = []
+
+    def write(day: int) -> None:
+        if day == 0:
+            started.set()
+            release.wait(timeout=5)
+        written.append(day)
+
+    with pytest.raises(ValueError, match="bad day"), WriteBehind(depth=4) as writes:
+        for day in range(3):
+            writes.submit(write, day)
+        assert started.wait(timeout=5)
+        threading.Timer(0.2, release.set).start()
+        raise ValueError("bad day")
+    assert written == [0]  # day 0 completed after the error; days 1 and 2 never started
+
+
+def test_submitting_blocks_while_depth_writes_are_pending():
+    release = threading.Event()
+    submitted = []
+
+    def producer() -> None:
+        with WriteBehind(depth=2) as writes:
+            for day in range(6):
+                writes.submit(lambda: release.wait(timeout=5))
+                submitted.append(day)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    thread.join(timeout=0.5)
+    assert thread.is_alive()
+    assert submitted == [0, 1]  # the third submit waits for the first write
+    release.set()
+    thread.join(timeout=5)
+    assert submitted == list(range(6))
