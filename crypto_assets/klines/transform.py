@@ -192,16 +192,16 @@ def clean_frame(raw: pd.DataFrame) -> pd.DataFrame:
     # ascending (nearly every day) is taken as it is: hashing its rows cost a fifth of a clean.
     open_times = raw["open_time"]
     if open_times.is_unique and open_times.is_monotonic_increasing:
-        frame = raw.reset_index(drop=True)
+        frame = raw
     else:
         frame = raw.drop_duplicates().sort_values("open_time", kind="stable")
-        frame = frame.reset_index(drop=True)
     prices = {column: np.asarray(_to_float(frame, column)) for column in DECIMAL_FIELDS}
     high, low, open_, close = (prices[name] for name in ("high", "low", "open", "close"))
     volume = prices["volume"]
     traded_volume = np.where(volume > 0, volume, np.nan)
-    # Derived on numpy arrays and assembled once: column-by-column assignment into the frame
-    # cost more than the arithmetic. A zero open or volume gives inf or NaN, as pandas would.
+    # Derived on numpy arrays and assembled once, by position, without copies: column-by-column
+    # assignment and pandas' own copying cost more than the arithmetic. A zero open or volume
+    # gives inf or NaN, as pandas would.
     with np.errstate(divide="ignore", invalid="ignore"):
         derived = {
             "price_diff": high - low,
@@ -213,20 +213,29 @@ def clean_frame(raw: pd.DataFrame) -> pd.DataFrame:
         }
     columns = {
         "open_time": _utc_times(frame["open_time"]),
-        "symbol": frame["symbol"].astype("string"),
-        "interval": frame["interval"].astype("string"),
+        "symbol": _arrow_text(frame["symbol"]),
+        "interval": _arrow_text(frame["interval"]),
         **prices,
         "close_time": _utc_times(frame["close_time"]),
-        "num_trades": frame["num_trades"].astype("int64"),
+        "num_trades": frame["num_trades"].to_numpy(dtype="int64"),
         **derived,
     }
-    return pd.DataFrame({column: columns[column] for column in CLEAN_COLUMNS})
+    return pd.DataFrame({column: columns[column] for column in CLEAN_COLUMNS}, copy=False)
 
 
-def _utc_times(epoch_ms: pd.Series) -> pd.Series:
+def _arrow_text(text: pd.Series) -> pd.api.extensions.ExtensionArray:
+    """Text as Arrow-backed strings: what the raw zone already holds, and what Parquet writes
+    without converting a Python object per row."""
+    return text.array if text.dtype == _ARROW_TEXT else text.astype(_ARROW_TEXT).array
+
+
+_ARROW_TEXT = pd.StringDtype("pyarrow")
+
+
+def _utc_times(epoch_ms: pd.Series) -> pd.DatetimeIndex:
     """Epoch milliseconds as UTC timestamps (ns), without to_datetime's per-call parsing."""
     nanoseconds = epoch_ms.to_numpy(dtype="int64") * 1_000_000
-    return pd.Series(pd.DatetimeIndex(nanoseconds.view("datetime64[ns]"), tz="UTC"))
+    return pd.DatetimeIndex(nanoseconds.view("datetime64[ns]"), tz="UTC")
 
 
 def clean_days(raw_days: DayFrames) -> DayFrames:
@@ -244,12 +253,12 @@ def warehouse_frame(clean: pd.DataFrame) -> pd.DataFrame:
     Naive UTC keeps range deletes (``open_time >= '2024-01-01 00:00:00'``) independent of the
     session time zone of whoever runs them.
     """
-    frame = clean.copy()
+    columns = {column: clean[column].array for column in clean.columns}
     for column in ("open_time", "close_time"):
-        frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
-    frame["symbol"] = frame["symbol"].astype(object)
-    frame["interval"] = frame["interval"].astype(object)
-    return frame
+        columns[column] = clean[column].dt.tz_convert(None).array  # to UTC, then naive
+    for column in ("symbol", "interval"):
+        columns[column] = clean[column].to_numpy(dtype=object)
+    return pd.DataFrame(columns, index=clean.index, copy=False)
 
 
 def expected_open_times(
