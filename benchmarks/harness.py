@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,17 +70,18 @@ def persistent_home(base: Path) -> dict[str, str]:
 
 
 def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MiB) of one child process (run after no bigger child), stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    if completed.returncode != 0:
-        sys.exit(f"{command[:4]} failed:\n{completed.stderr[-4000:]}")
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak_kib <= before:
-        print("note: peak RSS not above an earlier child's; figure is an upper bound")
-    return wall, peak_kib / 1024, completed.stdout
+    """Wall seconds and peak RSS (MiB) of one child process (its own, from wait4), and stdout."""
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        stderr.seek(0)
+        if process.returncode != 0:
+            sys.exit(f"{command[:4]} failed:\n{stderr.read().decode()[-4000:]}")
+        return wall, usage.ru_maxrss / 1024, stdout.read().decode()
 
 
 def backfill_command(first: str, last: str) -> list[str]:
