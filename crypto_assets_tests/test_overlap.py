@@ -75,23 +75,35 @@ def test_writes_queued_behind_a_failed_one_are_dropped():
     assert written == []
 
 
-def test_an_error_in_the_producer_lets_the_write_in_progress_finish_and_cancels_the_rest():
-    started, release = threading.Event(), threading.Event()
+def test_an_error_in_the_producer_raises_after_the_writes_submitted_before_it():
+    release = threading.Event()
     written = []
 
     def write(day: int) -> None:
         if day == 0:
-            started.set()
             release.wait(timeout=5)
         written.append(day)
 
     with pytest.raises(ValueError, match="bad day"), WriteBehind(depth=4) as writes:
         for day in range(3):
             writes.submit(write, day)
-        assert started.wait(timeout=5)
         threading.Timer(0.2, release.set).start()
         raise ValueError("bad day")
-    assert written == [0]  # day 0 completed after the error; days 1 and 2 never started
+    assert written == [0, 1, 2]  # as the loop without the thread would have left them
+
+
+def test_a_write_failing_after_an_error_in_the_producer_is_noted_on_that_error():
+    release = threading.Event()
+
+    def write(day: int) -> None:
+        release.wait(timeout=5)
+        raise OSError(f"disk full writing day {day}")
+
+    with pytest.raises(ValueError, match="bad day") as raised, WriteBehind(depth=4) as writes:
+        writes.submit(write, 0)
+        threading.Timer(0.2, release.set).start()
+        raise ValueError("bad day")
+    assert any("disk full writing day 0" in note for note in raised.value.__notes__)
 
 
 def test_submitting_blocks_while_depth_writes_are_pending():

@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 import dagster as dg
 import duckdb
 import pandas as pd
+import pytest
 
 from crypto_assets.klines.frames import DayFrames
 from crypto_assets.klines.transform import clean_frame, raw_frame, warehouse_frame
@@ -93,3 +94,80 @@ def test_rerunning_a_range_changes_nothing(tmp_path):
             )
     pd.testing.assert_frame_equal(snapshots[0], snapshots[1])
     assert len(snapshots[0]) == 2880
+
+
+LONG_RANGE = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-02-10")
+
+
+def long_range_loader(seed: int, failure: str | None) -> dg.AssetsDefinition:
+    """40 days of 1h candles, longer than one transaction holds: the load commits by month.
+
+    ``failure`` breaks 2024-02-05, while January's batch is being written behind: ``read``
+    raises while producing the day, ``insert`` hands DuckDB a value it refuses.
+    """
+    days = [day.strftime("%Y-%m-%d") for day in pd.date_range("2024-01-01", "2024-02-09")]
+    rows = synthetic_days("2024-01-01", len(days), interval="1h", seed=seed)
+
+    def frames():
+        for number, day in enumerate(days):
+            frame = warehouse_frame(
+                clean_frame(
+                    raw_frame(
+                        rows[number * 24 : (number + 1) * 24],
+                        "BTCUSDT",
+                        "1h",
+                        datetime.now(timezone.utc),
+                    )
+                )
+            )
+            if day == "2024-02-05" and failure == "read":
+                raise OSError(f"clean_klines for {day} is not readable")
+            if day == "2024-02-05" and failure == "insert":
+                frame["high"] = frame["high"].astype(str) + "x"
+            yield day, frame
+
+    @dg.asset(
+        name="snowflake_btcusdt",
+        partitions_def=LONG_RANGE,
+        io_manager_key="warehouse_io_manager",
+        metadata={"partition_expr": "open_time", TABLE_METADATA_KEY: "btcusdt"},
+    )
+    def load() -> DayFrames:
+        return DayFrames(frames())
+
+    return load
+
+
+@pytest.mark.parametrize("failure", ["read", "insert"])
+def test_a_long_range_that_fails_keeps_the_months_it_committed_and_the_old_rest(tmp_path, failure):
+    resources = {
+        "warehouse_io_manager": local_resources({"CRYPTO_ASSETS_HOME": str(tmp_path)})[
+            "warehouse_io_manager"
+        ]
+    }
+    tags = {
+        "dagster/asset_partition_range_start": "2024-01-01",
+        "dagster/asset_partition_range_end": "2024-02-09",
+    }
+
+    def by_month() -> dict[int, tuple[int, float]]:
+        with duckdb.connect(str(tmp_path / "cryptodb.duckdb"), read_only=True) as connection:
+            rows = connection.execute(
+                "select month(open_time), count(*), sum(close)"
+                " from cryptodb.cryptoschema.btcusdt group by 1"
+            ).fetchall()
+        return {month: (count, total) for month, count, total in rows}
+
+    assert dg.materialize([long_range_loader(7, None)], resources=resources, tags=tags).success
+    old = by_month()
+    assert dg.materialize([long_range_loader(11, None)], resources=resources, tags=tags).success
+    new = by_month()
+    assert dg.materialize([long_range_loader(7, None)], resources=resources, tags=tags).success
+    assert old[1][0] == 31 * 24 and old[2][0] == 9 * 24 and old[1][1] != new[1][1]
+
+    failed = dg.materialize(
+        [long_range_loader(11, failure)], resources=resources, tags=tags, raise_on_error=False
+    )
+
+    assert not failed.success
+    assert by_month() == {1: new[1], 2: old[2]}

@@ -1,9 +1,10 @@
 """Overlapping a day stream's I/O with its compute: read ahead, write behind.
 
 A range run handles one day at a time: fetch or read it, transform it, encode and store it.
-Network waits, Parquet decoding and encoding, and file or S3 writes release the GIL, so a
-thread doing them runs beside the main thread's pandas work instead of after it. Both helpers
-keep days in order, hold only a few days in memory, and raise a failure where it happened.
+Network waits, Parquet decoding and encoding, file or S3 writes and DuckDB's inserts release
+the GIL, so a thread doing them runs beside the main thread's pandas work instead of after it.
+Both helpers keep days in order, hold only a few days in memory, and raise a failure where it
+happened.
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ def read_ahead(items: Iterator[Item], depth: int = AHEAD_DAYS) -> Iterator[Item]
 class WriteBehind:
     """Runs writes in order in one thread, at most ``depth`` submitted and not yet done.
 
-    Used as a context manager: leaving it normally waits for every write and raises the first
-    failure; leaving it on an error cancels the writes not yet started and waits for the one
-    in progress, so no write is left half done and none starts after the failure.
+    Used as a context manager, it ends as the same loop without the thread would: every write
+    submitted before an error in the loop is finished, then the error is raised; a failed write
+    is raised, and the writes queued behind it are dropped.
     """
 
     def __init__(self, depth: int = AHEAD_DAYS) -> None:
@@ -107,8 +108,12 @@ class WriteBehind:
         traceback: TracebackType | None,
     ) -> None:
         try:
-            if exc_type is None:
-                while self._pending:
-                    self._pending.popleft().result()
+            while self._pending:
+                failure = self._pending.popleft().exception()
+                if failure is None:
+                    continue
+                if exc is None:
+                    raise failure
+                exc.add_note(f"A write behind it failed too: {failure!r}")
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)

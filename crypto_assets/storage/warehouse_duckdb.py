@@ -20,6 +20,7 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from pydantic import Field
 
 from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.overlap import WriteBehind
 from crypto_assets.storage.warehouse import (
     DayFramesHandler,
     NamedTableDbIOManager,
@@ -69,8 +70,14 @@ class _DuckDBDayFramesHandler(DayFramesHandler):
         table = f"{table_slice.schema}.{table_slice.table}"
         partition_keys = list(context.asset_partition_keys) if context.has_asset_partitions else []
         rows = 0
-        for batch in commit_batches(days, len(partition_keys)):
-            rows += self._replace_batch(connection, table_slice, table, batch, len(partition_keys))
+        # A batch is inserted and committed in a thread while the next one is read: DuckDB's
+        # insert, commit and checkpoint run outside the GIL.
+        with WriteBehind(depth=1) as writes:
+            for batch in commit_batches(days, len(partition_keys)):
+                writes.submit(
+                    self._replace_batch, connection, table_slice, table, batch, len(partition_keys)
+                )
+                rows += sum(len(frame) for _, frame in batch)
         return rows
 
     def _replace_batch(
@@ -80,7 +87,7 @@ class _DuckDBDayFramesHandler(DayFramesHandler):
         table: str,
         batch: list[tuple[str, pd.DataFrame]],
         range_days: int,
-    ) -> int:
+    ) -> None:
         frames = [frame for _, frame in batch if not frame.empty]
         connection.begin()
         try:
@@ -116,7 +123,6 @@ class _DuckDBDayFramesHandler(DayFramesHandler):
         except BaseException:
             connection.rollback()
             raise
-        return sum(len(frame) for frame in frames)
 
 
 LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
