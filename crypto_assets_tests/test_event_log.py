@@ -42,3 +42,52 @@ def test_a_watcher_sees_events_as_they_are_written(local_instance):
     finally:
         local_instance.event_log_storage.end_watch(run.run_id, on_event)
     assert seen == ["first", "second"]
+
+
+def test_a_range_runs_materializations_are_stored_in_one_batch_with_their_own_tags(
+    local_instance,
+):
+    days = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-04")
+
+    @dg.asset(partitions_def=days, backfill_policy=dg.BackfillPolicy.single_run())
+    def upstream(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return dg.MaterializeResult(data_version=dg.DataVersion(context.partition_keys[-1]))
+
+    @dg.asset(
+        partitions_def=days,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[upstream],
+    )
+    def downstream() -> None:
+        return None
+
+    result = dg.materialize(
+        [upstream, downstream],
+        instance=local_instance,
+        tags={
+            "dagster/asset_partition_range_start": "2024-01-01",
+            "dagster/asset_partition_range_end": "2024-01-03",
+        },
+    )
+    assert result.success
+
+    for key in (upstream.key, downstream.key):
+        records = local_instance.fetch_materializations(key, limit=10, ascending=True).records
+        assert [record.partition_key for record in records] == [
+            "2024-01-01",
+            "2024-01-02",
+            "2024-01-03",
+        ]
+        ids = [record.storage_id for record in records]
+        assert ids == sorted(set(ids))
+        for record in records:
+            own = record.asset_materialization.tags
+            assert own["dagster/data_version"]
+            stored = local_instance.event_log_storage.get_event_tags_for_asset(
+                key, filter_event_id=record.storage_id
+            )
+            assert stored and all(
+                own.get(name) == value for entry in stored for name, value in entry.items()
+            ), (record.partition_key, own, stored)
+        last = local_instance.get_asset_records([key])[0].asset_entry.last_materialization_record
+        assert last.storage_id == ids[-1]

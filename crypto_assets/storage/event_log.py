@@ -33,11 +33,13 @@ from dagster._config import StringSource
 from dagster._core.events import ASSET_EVENTS
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    SqlEventLogStorageTable,
+)
 from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import (
     ConsolidatedSqliteEventLogStorage,
 )
-from dagster._core.storage.sqlalchemy_compat import db_result
 from dagster._serdes import ConfigurableClassData, serialize_value
 
 EVENT_BATCH_SIZE = 1000
@@ -101,10 +103,15 @@ class LocalEventLogStorage(ConsolidatedSqliteEventLogStorage):
         if not events:
             return
         with self.index_transaction() as connection:
-            event_ids = []
-            for event in events:
-                with db_result(connection, self.prepare_insert_event(event)) as result:
-                    event_ids.append(result.inserted_primary_key[0])
+            # One executemany for the batch's rows (the ones store_event writes), their ids back
+            # in order: building an INSERT per event cost more than writing it.
+            inserted = connection.execute(
+                SqlEventLogStorageTable.insert().returning(
+                    SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+                ),
+                [self._event_to_row(event) for event in events],
+            )
+            event_ids = [row.id for row in inserted]
             self._store_asset_event_tags(connection, events, event_ids)
             # The asset's row holds "last" values only (last run, last materialization), so
             # the last event of each asset and type leaves it as writing every one in turn would.
