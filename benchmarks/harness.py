@@ -100,9 +100,10 @@ def backfill_command(first: str, last: str) -> list[str]:
 
 
 def profiled(command: list[str], output: str) -> list[str]:
-    """The command under py-spy: its child processes too, idle samples included, raw stacks."""
+    """The command under py-spy: its child processes too, the thread holding the GIL sampled
+    (a range run is GIL-bound), raw stacks for benchmarks/profile_breakdown.py."""
     return [
-        *(str(BIN / "py-spy"), "record", "--subprocesses", "--idle", "--rate", "200"),
+        *(str(BIN / "py-spy"), "record", "--subprocesses", "--gil", "--rate", "100"),
         *("--format", "raw", "--output", output, "--", *command),
     ]
 

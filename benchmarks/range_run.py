@@ -9,8 +9,8 @@ Both are measured --rounds times (default 3), alternating, each figure on a new 
 data folder as a first backfill gets: on a 2-core machine the stand-in shares the cores, and one
 bare download varied from 1.8 s to 3.1 s between runs. Prints every round, the medians and their
 ratio (target: at most 5x, peak RSS under 512 MiB), the warehouse row count and the load
-average. With --profile FILE one round's figure runs under py-spy (raw collapsed stacks, idle
-samples included; slower, so its time is not the figure to quote), for
+average. With --profile FILE one round's figure runs under py-spy (raw collapsed stacks of the
+thread holding the GIL; slower, so its time is not the figure to quote), for
 benchmarks/profile_breakdown.py to summarise.
 
     .venv/bin/python benchmarks/range_run.py --days 365 [--rounds 3] [--profile FILE]

@@ -12,7 +12,6 @@ import dagster as dg
 
 from crypto_assets.klines.checks import OHLC_CHECK_SPECS, ohlc_check_results
 from crypto_assets.klines.frames import DayFrames
-from crypto_assets.klines.overlap import read_ahead
 from crypto_assets.klines.partitions import daily_partitions
 from crypto_assets.klines.raw import iter_raw_days
 from crypto_assets.klines.resources import BinanceArchiveResource, BinanceResource
@@ -59,16 +58,14 @@ def raw_klines(
     """Closed klines for each day of the run, exactly as Binance published them: the archive's
     verified daily file for days before yesterday, REST for the rest (and for archive 404s)."""
     return DayFrames(
-        read_ahead(
-            iter_raw_days(
-                list(context.partition_keys),
-                KLINES.symbol,
-                KLINES.interval,
-                rest=binance.get_client(),
-                archive=binance_archive.get_client(),
-                today=_utc_now().date(),
-                now=_utc_now,
-            )
+        iter_raw_days(
+            list(context.partition_keys),
+            KLINES.symbol,
+            KLINES.interval,
+            rest=binance.get_client(),
+            archive=binance_archive.get_client(),
+            today=_utc_now().date(),
+            now=_utc_now,
         )
     )
 

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from pydantic import Field
 
 from crypto_assets.klines.frames import DayFrames
-from crypto_assets.klines.overlap import WriteBehind
+from crypto_assets.klines.write_behind import WriteBehind
 
 
 def partition_folder_key(symbol: str, interval: str) -> str:

@@ -20,7 +20,7 @@ from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from pydantic import Field
 
 from crypto_assets.klines.frames import DayFrames
-from crypto_assets.klines.overlap import WriteBehind
+from crypto_assets.klines.write_behind import WriteBehind
 from crypto_assets.storage.warehouse import (
     DayFramesHandler,
     NamedTableDbIOManager,

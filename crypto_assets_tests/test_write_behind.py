@@ -1,39 +1,10 @@
-"""Read-ahead and write-behind: order, bounded memory, and failures raised where they happened."""
+"""Write-behind: order, bounded memory, and failures raised where they happened."""
 
 import threading
 
-import pandas as pd
 import pytest
 
-from crypto_assets.klines.overlap import WriteBehind, read_ahead
-from crypto_assets.sources.binance_archive import ChecksumMismatch
-
-
-def test_read_ahead_keeps_order_and_raises_an_error_after_the_days_before_it():
-    def days():
-        yield "2024-01-01", pd.DataFrame({"n": [1]})
-        yield "2024-01-02", pd.DataFrame({"n": [2]})
-        raise ChecksumMismatch("BTCUSDT-1m-2024-01-03.zip: SHA-256 differs")
-
-    received = []
-    with pytest.raises(ChecksumMismatch, match="2024-01-03"):
-        for day, frame in read_ahead(days(), depth=1):
-            received.append((day, int(frame["n"].iloc[0])))
-    assert received == [("2024-01-01", 1), ("2024-01-02", 2)]
-
-
-def test_stopping_early_stops_the_read_ahead_thread():
-    produced = []
-
-    def days():
-        for number in range(1000):
-            produced.append(number)
-            yield f"day {number}", pd.DataFrame()
-
-    stream = read_ahead(days(), depth=2)
-    assert next(stream)[0] == "day 0"
-    stream.close()
-    assert len(produced) <= 5  # the consumed day, the queue's two, one waiting, and no more
+from crypto_assets.klines.write_behind import WriteBehind
 
 
 def test_write_behind_runs_every_write_in_order_before_the_block_ends():

@@ -1,69 +1,21 @@
-"""Overlapping a day stream's I/O with its compute: read ahead, write behind.
+"""Overlapping a day stream's writes with its compute: write behind.
 
 A range run handles one day at a time: fetch or read it, transform it, encode and store it.
-Network waits, Parquet decoding and encoding, file or S3 writes and DuckDB's inserts release
-the GIL, so a thread doing them runs beside the main thread's pandas work instead of after it.
-Both helpers keep days in order, hold only a few days in memory, and raise a failure where it
-happened.
+Parquet encoding, file or S3 writes and DuckDB's inserts mostly release the GIL, so a thread
+doing them runs beside the main thread's fetching and pandas work instead of after it. One
+writer thread is enough: a thread reading ahead as well measured slower, since the GIL, not
+waiting, is then the limit.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import TypeVar
 
-Item = TypeVar("Item")
-
-AHEAD_DAYS = 4
-_DONE = object()
-
-
-def read_ahead(items: Iterator[Item], depth: int = AHEAD_DAYS) -> Iterator[Item]:
-    """The same items, produced up to ``depth`` ahead in a thread.
-
-    An error in the thread is raised here, after the items before it; stopping early stops the
-    thread.
-    """
-    pending: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def offer(item: object) -> bool:
-        """Queues item unless the consumer has stopped; False once it has."""
-        while not stop.is_set():
-            try:
-                pending.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not offer(item):
-                    return
-            offer(_DONE)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            offer(exc)
-
-    producer = threading.Thread(target=produce, name="read-ahead", daemon=True)
-    producer.start()
-    try:
-        while True:
-            item = pending.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        producer.join(timeout=5)
+PENDING_WRITES = 4
 
 
 class WriteBehind:
@@ -74,7 +26,7 @@ class WriteBehind:
     is raised, and the writes queued behind it are dropped.
     """
 
-    def __init__(self, depth: int = AHEAD_DAYS) -> None:
+    def __init__(self, depth: int = PENDING_WRITES) -> None:
         self._depth = depth
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-behind")
         self._pending: deque[Future] = deque()
