@@ -12,9 +12,19 @@ stores, and one thread runs Python at a time, so GIL-held seconds are what a cha
 import argparse
 from collections import Counter
 
+
+def _before_the_run(stack: str) -> bool:
+    """A main-thread stack outside the run's execution: loading the CLI, the code, the instance."""
+    return "execute_job" not in stack and not _in_a_thread(stack)
+
+
+def _in_a_thread(stack: str) -> bool:
+    return stack.split(";")[1].startswith("Thread._bootstrap")
+
+
 STAGES = (
-    ("start-up: imports", lambda stack: "_find_and_load" in stack and "execute_job" not in stack),
-    ("start-up: CLI, definitions, instance", lambda stack: "execute_job" not in stack),
+    ("start-up: imports", lambda stack: "_find_and_load" in stack and _before_the_run(stack)),
+    ("start-up: CLI, definitions, instance", _before_the_run),
     ("run creation: planned events", lambda stack: "_log_asset_planned_events" in stack),
     ("REST client: requests and JSON", lambda stack: "_klines_page" in stack),
     ("raw_frame", lambda stack: "raw_frame (" in stack),
@@ -41,7 +51,7 @@ def breakdown(path: str) -> tuple[Counter, Counter]:
             if ";" not in stack:
                 continue
             stages[next(name for name, matches in STAGES if matches(stack))] += int(count)
-            if not stack.split(";")[1].startswith("Thread._bootstrap"):
+            if not _in_a_thread(stack):
                 threads["main"] += int(count)
             elif "WriteBehind" in stack:
                 threads["write-behind"] += int(count)
