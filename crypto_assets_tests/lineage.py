@@ -1,12 +1,18 @@
 """Test helpers that run the real lineage in-process with a given resource set."""
 
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from crypto_assets.klines.archive_checks import archive_files_unchanged, archive_matches_rest
 from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
 from crypto_assets.klines.checks import warehouse_matches_clean_klines
+from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.transform import clean_frame, raw_frame, warehouse_frame
+from crypto_assets.storage.warehouse import TABLE_METADATA_KEY
 
 LINEAGE = [raw_klines, clean_klines, snowflake_btcusdt]
 CHECKS = [
@@ -56,3 +62,28 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
         for event in result.all_events
         if event.is_step_failure and event.step_failure_data.error
     )
+
+
+def warehouse_day(rows: list[list], interval: str = "1m") -> pd.DataFrame:
+    """Binance rows as the warehouse IO manager receives them: raw, cleaned, warehouse-shaped."""
+    return warehouse_frame(
+        clean_frame(raw_frame(rows, "BTCUSDT", interval, datetime.now(timezone.utc)))
+    )
+
+
+def warehouse_loader(
+    partitions_def: dg.PartitionsDefinition,
+    days: Callable[[], Iterable[tuple[str, pd.DataFrame]]],
+) -> dg.AssetsDefinition:
+    """A stand-in for snowflake_btcusdt that hands the warehouse IO manager the given days."""
+
+    @dg.asset(
+        name="snowflake_btcusdt",
+        partitions_def=partitions_def,
+        io_manager_key="warehouse_io_manager",
+        metadata={"partition_expr": "open_time", TABLE_METADATA_KEY: "btcusdt"},
+    )
+    def load() -> DayFrames:
+        return DayFrames(days())
+
+    return load

@@ -4,7 +4,6 @@ holds, Snowflake failing inside a range replace, S3 refusing writes half way."""
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -14,15 +13,18 @@ import pytest
 import snowflake.connector
 
 from crypto_assets.klines.assets import clean_klines, snowflake_btcusdt
-from crypto_assets.klines.frames import DayFrames
-from crypto_assets.klines.transform import clean_frame, raw_frame, warehouse_frame
 from crypto_assets.resources import local_resources, prod_resources
 from crypto_assets.storage.parquet import partition_object_key
-from crypto_assets.storage.warehouse import TABLE_METADATA_KEY
 from crypto_assets.storage.warehouse_duckdb import DuckDBWarehouseIOManager
 from crypto_assets.storage.warehouse_snowflake import SnowflakeWarehouseIOManager
 from crypto_assets_tests.conftest import synthetic_days
-from crypto_assets_tests.lineage import failure_text, lineage_definitions, materialize_days
+from crypto_assets_tests.lineage import (
+    failure_text,
+    lineage_definitions,
+    materialize_days,
+    warehouse_day,
+    warehouse_loader,
+)
 from crypto_assets_tests.prod_stack import RAW_BUCKET, TRANSFORMED_BUCKET, s3_client
 from crypto_assets_tests.s3_proxy import RefusingS3Proxy
 
@@ -120,30 +122,18 @@ def test_a_held_duckdb_file_is_waited_for_then_fails_naming_the_holder(
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-04")
 
 
-def day_frame(rows: list[list]) -> pd.DataFrame:
-    return warehouse_frame(
-        clean_frame(raw_frame(rows, "BTCUSDT", "1m", datetime.now(timezone.utc)))
-    )
-
-
 def snowflake_loader(break_second_day: bool) -> dg.AssetsDefinition:
     """Hands the warehouse two days; broken, the second day lacks its symbol, which the
     staging table takes and the NOT NULL target refuses inside the replace transaction."""
     rows = synthetic_days("2024-01-01", 2, seed=11 if break_second_day else 7)
 
-    @dg.asset(
-        name="snowflake_btcusdt",
-        partitions_def=PARTITIONS,
-        io_manager_key="warehouse_io_manager",
-        metadata={"partition_expr": "open_time", TABLE_METADATA_KEY: "btcusdt"},
-    )
-    def load() -> DayFrames:
-        first, second = day_frame(rows[:1440]), day_frame(rows[1440:])
+    def days() -> list[tuple[str, pd.DataFrame]]:
+        first, second = warehouse_day(rows[:1440]), warehouse_day(rows[1440:])
         if break_second_day:
             second["symbol"] = None
-        return DayFrames([("2024-01-01", first), ("2024-01-02", second)])
+        return [("2024-01-01", first), ("2024-01-02", second)]
 
-    return load
+    return warehouse_loader(PARTITIONS, days)
 
 
 def snowflake_query(sql: str) -> list[tuple]:

@@ -1,25 +1,17 @@
 """The warehouse IO manager replaces a partition range atomically, on DuckDB and on fakesnow."""
 
-from datetime import datetime, timezone
+from collections.abc import Iterator
 
 import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 
-from crypto_assets.klines.frames import DayFrames
-from crypto_assets.klines.transform import clean_frame, raw_frame, warehouse_frame
 from crypto_assets.resources import local_resources
-from crypto_assets.storage.warehouse import TABLE_METADATA_KEY
 from crypto_assets_tests.conftest import synthetic_days
+from crypto_assets_tests.lineage import warehouse_day, warehouse_loader
 
 PARTITIONS = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-04")
-
-
-def day_frame(rows: list[list]) -> pd.DataFrame:
-    return warehouse_frame(
-        clean_frame(raw_frame(rows, "BTCUSDT", "1m", datetime.now(timezone.utc)))
-    )
 
 
 def loader(fail_on_day: str | None) -> dg.AssetsDefinition:
@@ -27,19 +19,13 @@ def loader(fail_on_day: str | None) -> dg.AssetsDefinition:
     so any row it managed to replace would show."""
     rows = synthetic_days("2024-01-01", 2, seed=11 if fail_on_day else 7)
 
-    @dg.asset(
-        name="snowflake_btcusdt",
-        partitions_def=PARTITIONS,
-        io_manager_key="warehouse_io_manager",
-        metadata={"partition_expr": "open_time", TABLE_METADATA_KEY: "btcusdt"},
-    )
-    def load() -> DayFrames:
-        first, second = day_frame(rows[:1440]), day_frame(rows[1440:])
+    def days() -> list[tuple[str, pd.DataFrame]]:
+        first, second = warehouse_day(rows[:1440]), warehouse_day(rows[1440:])
         if fail_on_day == "2024-01-02":
             second["high"] = second["high"].astype(str) + "x"
-        return DayFrames([("2024-01-01", first), ("2024-01-02", second)])
+        return [("2024-01-01", first), ("2024-01-02", second)]
 
-    return load
+    return warehouse_loader(PARTITIONS, days)
 
 
 def run_range(resources: dict, fail_on_day: str | None = None) -> bool:
@@ -108,34 +94,16 @@ def long_range_loader(seed: int, failure: str | None) -> dg.AssetsDefinition:
     days = [day.strftime("%Y-%m-%d") for day in pd.date_range("2024-01-01", "2024-02-09")]
     rows = synthetic_days("2024-01-01", len(days), interval="1h", seed=seed)
 
-    def frames():
+    def frames() -> Iterator[tuple[str, pd.DataFrame]]:
         for number, day in enumerate(days):
-            frame = warehouse_frame(
-                clean_frame(
-                    raw_frame(
-                        rows[number * 24 : (number + 1) * 24],
-                        "BTCUSDT",
-                        "1h",
-                        datetime.now(timezone.utc),
-                    )
-                )
-            )
+            frame = warehouse_day(rows[number * 24 : (number + 1) * 24], interval="1h")
             if day == "2024-02-05" and failure == "read":
                 raise OSError(f"clean_klines for {day} is not readable")
             if day == "2024-02-05" and failure == "insert":
                 frame["high"] = frame["high"].astype(str) + "x"
             yield day, frame
 
-    @dg.asset(
-        name="snowflake_btcusdt",
-        partitions_def=LONG_RANGE,
-        io_manager_key="warehouse_io_manager",
-        metadata={"partition_expr": "open_time", TABLE_METADATA_KEY: "btcusdt"},
-    )
-    def load() -> DayFrames:
-        return DayFrames(frames())
-
-    return load
+    return warehouse_loader(LONG_RANGE, frames)
 
 
 @pytest.mark.parametrize("failure", ["read", "insert"])
