@@ -16,8 +16,13 @@ from crypto_assets.storage.parquet import partition_object_key
 from crypto_assets.storage.warehouse import TABLE_METADATA_KEY
 from crypto_assets_tests.binance_standin import BinanceStandIn
 from crypto_assets_tests.conftest import synthetic_days
-from crypto_assets_tests.lineage import CHECKS, LINEAGE, check_results, materialize_days
-from crypto_assets_tests.test_warehouse import day_frame
+from crypto_assets_tests.lineage import (
+    CHECKS,
+    LINEAGE,
+    check_results,
+    materialize_days,
+    warehouse_day,
+)
 
 DAYS = ("2024-12-31", "2025-01-01", "2025-01-02")  # ms era, us era, and a day the archive lacks
 WAREHOUSE_QUERY = "select * from cryptodb.cryptoschema.btcusdt order by open_time"
@@ -143,7 +148,7 @@ def month_loader(seed: int, fail_on: str | None) -> dg.AssetsDefinition:
 
         def days():
             for position, key in enumerate(keys):
-                frame = day_frame(rows[position * 1440 : (position + 1) * 1440])
+                frame = warehouse_day(rows[position * 1440 : (position + 1) * 1440])
                 if key == fail_on:
                     frame["high"] = frame["high"].astype(str) + "x"
                 yield key, frame
