@@ -16,18 +16,14 @@ the backtest grid over Y years of 1h bars.
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+from harness import BIN, ROOT, measured
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 FAMILIES = {
     "bars": ("btcusdt_bars",),
     "indicators": ("btcusdt_indicators_1h", "btcusdt_indicators_1d"),
@@ -78,32 +74,6 @@ table, _ = strategies.grid_results(bars, "1h")
 grid = time.perf_counter() - started
 print(len(bars), len(sets) + 1, len(table), f"{floor:.2f}", f"{grid:.2f}")
 """
-
-
-PEAK = """
-import resource, subprocess, sys
-code = subprocess.run(sys.argv[1:], check=False).returncode
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
-sys.exit(code)
-"""
-"""Runs a command and reports its own peak RSS (KiB) as the last line of stderr."""
-
-
-def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MiB) of one child process, plus its stdout."""
-    started = time.perf_counter()
-    completed = subprocess.run(
-        [str(BIN / "python"), "-c", PEAK, *command],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - started
-    if completed.returncode != 0:
-        sys.exit(f"{command[:3]} failed:\n{completed.stderr[-4000:]}")
-    peak_kib = int(completed.stderr.strip().splitlines()[-1])
-    return wall, peak_kib / 1024, completed.stdout
 
 
 def family_seconds(dagster_home: Path) -> dict[str, float]:

@@ -8,6 +8,7 @@ to sit in memory at once.
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
@@ -95,8 +96,8 @@ def split_by_day(
         position = 0
         while current is not None and position < len(page):
             start = day_start_ms(current)
-            first = bisect.bisect_left(page, start, lo=position, key=_open_time)
-            end = bisect.bisect_left(page, start + DAY_MS, lo=first, key=_open_time)
+            first = bisect.bisect_left(page, start, lo=position, key=_OPEN_TIME)
+            end = bisect.bisect_left(page, start + DAY_MS, lo=first, key=_OPEN_TIME)
             rows.extend(page[first:end])
             position = end
             if end < len(page):  # the page goes on past this day
@@ -107,8 +108,7 @@ def split_by_day(
         rows, current = [], next(pending, None)
 
 
-def _open_time(kline: Kline) -> int:
-    return kline[0]
+_OPEN_TIME = operator.itemgetter(0)
 
 
 def raw_frame(
@@ -135,8 +135,8 @@ def raw_frame(
         else pd.arrays.ArrowStringArray(array)
         for field, array in zip(KLINE_FIELDS, arrays, strict=True)
     }
-    data["symbol"] = pd.arrays.ArrowStringArray(pa.repeat(symbol, rows).cast(pa.string()))
-    data["interval"] = pd.arrays.ArrowStringArray(pa.repeat(interval, rows).cast(pa.string()))
+    data["symbol"] = pd.arrays.ArrowStringArray(pa.repeat(symbol, rows))
+    data["interval"] = pd.arrays.ArrowStringArray(pa.repeat(interval, rows))
     fetched_ns = np.full(rows, pd.Timestamp(fetched_at).tz_convert("UTC").value, dtype="int64")
     data["fetched_at"] = pd.DatetimeIndex(fetched_ns.view("datetime64[ns]"), tz="UTC")
     return pd.DataFrame(data, columns=list(RAW_COLUMNS), copy=False)
@@ -233,13 +233,13 @@ def clean_frame(raw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({column: columns[column] for column in CLEAN_COLUMNS}, copy=False)
 
 
+_ARROW_TEXT = pd.StringDtype("pyarrow")
+
+
 def _arrow_text(text: pd.Series) -> pd.api.extensions.ExtensionArray:
     """Text as Arrow-backed strings: what the raw zone already holds, and what Parquet writes
     without converting a Python object per row."""
     return text.array if text.dtype == _ARROW_TEXT else text.astype(_ARROW_TEXT).array
-
-
-_ARROW_TEXT = pd.StringDtype("pyarrow")
 
 
 def _utc_times(epoch_ms: pd.Series) -> pd.DatetimeIndex:
