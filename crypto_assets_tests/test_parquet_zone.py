@@ -1,4 +1,5 @@
-"""The Parquet zone's writer: the bytes pandas would write, and a killed writer's leftovers."""
+"""The Parquet zone: the bytes pandas would write, a killed writer's leftovers, and days read
+back in batches."""
 
 import io
 import os
@@ -12,8 +13,10 @@ from crypto_assets.klines.transform import clean_frame, raw_frame
 from crypto_assets.storage.parquet import (
     DICTIONARY_COLUMNS,
     LocalKlinesIOManager,
+    StoredDays,
     frame_from_parquet,
     frame_to_parquet,
+    partition_object_key,
 )
 from crypto_assets_tests.conftest import synthetic_days
 
@@ -64,3 +67,35 @@ def test_a_dead_writers_temporary_goes_before_the_next_write_and_a_live_ones_sta
 
     assert not orphan.exists()
     assert live.exists()
+
+
+def test_stored_days_come_back_stacked_and_equal_to_each_day_read_alone(tmp_path):
+    zone = LocalKlinesIOManager(base_dir=str(tmp_path))
+    keys = ["2024-01-24", "2024-01-25", "2024-01-31", "2024-02-01", "2024-02-02", "2024-02-03"]
+    for seed, key in enumerate(keys):
+        rows = synthetic_days(key, 1, seed=seed)
+        if key == "2024-02-03":  # Binance left a trade count out: this day's column is float
+            rows[0][8] = None
+        raw = raw_frame(rows, "BTCUSDT", "1m", FETCHED_AT)
+        raw.attrs.update({"source": "rest", "source_url": f"https://x/{key}", "sha256": ""})
+        zone._put(partition_object_key("BTCUSDT", "1m", key), frame_to_parquet(raw))
+    stored = StoredDays(lambda: zone._read_days("raw_klines", "BTCUSDT", "1m", keys))
+
+    batches = list(stored.batches())
+
+    # Stacked by runs of 8 days within a month (1-8, ..., 25-31); February's days differ in a
+    # column's type, so they are not stacked.
+    assert [batch.keys for batch in batches] == [
+        ["2024-01-24"],
+        ["2024-01-25", "2024-01-31"],
+        ["2024-02-01"],
+        ["2024-02-02"],
+        ["2024-02-03"],
+    ]
+    assert batches[1].frame.attrs == {}  # one day's provenance does not describe two
+    days = [day for batch in batches for day in batch.days()]
+    assert [key for key, _ in days] == keys
+    for key, frame in days:
+        alone = frame_from_parquet(zone._get(partition_object_key("BTCUSDT", "1m", key)))
+        pd.testing.assert_frame_equal(frame, alone, obj=key)
+    assert stored.row_counts() == dict.fromkeys(keys, 1440)

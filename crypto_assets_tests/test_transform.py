@@ -5,15 +5,18 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from crypto_assets.klines.frames import day_keys_between, split_frame_by_day
+from crypto_assets.klines.frames import DayBatch, DayFrames, day_keys_between, split_frame_by_day
 from crypto_assets.klines.transform import (
     KlineDataError,
+    clean_days,
     clean_frame,
     expected_open_times,
     raw_frame,
     split_by_day,
+    warehouse_days,
     warehouse_frame,
 )
+from crypto_assets_tests.conftest import synthetic_days
 
 FETCHED_AT = datetime(2024, 1, 2, tzinfo=timezone.utc)
 
@@ -162,3 +165,47 @@ def test_clean_frame_takes_ordered_unique_days_as_they_are_and_derives_from_zero
     assert clean["vwap"].iloc[0] == 105.0 and pd.isna(clean["vwap"].iloc[1])
     assert clean["taker_buy_ratio"].iloc[0] == 0.25 and pd.isna(clean["taker_buy_ratio"].iloc[1])
     assert str(clean["open_time"].dtype) == "datetime64[ns, UTC]"
+
+
+def raw_day(first_day: str, seed: int) -> pd.DataFrame:
+    return raw_frame(synthetic_days(first_day, 1, seed=seed), "BTCUSDT", "1m", FETCHED_AT)
+
+
+def stacked(days: dict[str, pd.DataFrame]) -> DayBatch:
+    frames = list(days.values())
+    return DayBatch(
+        list(days), pd.concat(frames, ignore_index=True), [len(frame) for frame in frames]
+    )
+
+
+def test_batches_of_days_clean_and_load_row_for_row_as_each_day_alone():
+    january = {day: raw_day(day, seed) for seed, day in enumerate(("2024-01-30", "2024-01-31"))}
+    february = {day: raw_day(day, seed) for seed, day in enumerate(("2024-02-01", "2024-02-02"))}
+    repeated = february["2024-02-02"]
+    february["2024-02-02"] = pd.concat([repeated, repeated.iloc[[5]]], ignore_index=True)
+    raw_days = {**january, **february}
+
+    cleaned = clean_days(DayFrames(batches=[stacked(january), stacked(february)]))
+    batches = list(cleaned.batches())
+
+    # January's open_times run in order, so it is typed whole; February repeats a candle, so
+    # each of its days is cleaned alone (the repeat dropped).
+    assert [batch.keys for batch in batches] == [
+        ["2024-01-30", "2024-01-31"],
+        ["2024-02-01"],
+        ["2024-02-02"],
+    ]
+    days = [day for batch in batches for day in batch.days()]
+    assert [key for key, _ in days] == list(raw_days)
+    assert len(days[-1][1]) == 1440
+    for key, frame in days:
+        pd.testing.assert_frame_equal(frame, clean_frame(raw_days[key]))
+    loaded = warehouse_days(DayFrames(batches=batches))
+    for (key, frame), clean in zip(loaded, (frame for _, frame in days), strict=True):
+        pd.testing.assert_frame_equal(frame, warehouse_frame(clean), obj=key)
+
+
+def test_a_batch_whose_row_counts_do_not_cover_its_frame_is_refused():
+    frame = raw_day("2024-01-01", 1)
+    with pytest.raises(ValueError, match=r"row counts \[1000, 1000\] does not match"):
+        DayBatch(["2024-01-01", "2024-01-02"], frame, [1000, 1000])

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crypto_assets.klines.frames import DAY_MS, DayFrames, day_start_ms
+from crypto_assets.klines.frames import DAY_MS, DayBatch, DayFrames, day_start_ms
 from crypto_assets.sources.binance_rest import INTERVAL_MS, KLINE_FIELDS, Kline
 
 DECIMAL_FIELDS = (
@@ -194,17 +194,27 @@ def _to_float(raw: pd.DataFrame, column: str) -> pd.Series | np.ndarray:
 
 def clean_frame(raw: pd.DataFrame) -> pd.DataFrame:
     """Typed, sorted, identical rows dropped, ``ignore`` dropped, derived columns added."""
-    missing = [column for column in RAW_COLUMNS if column not in raw.columns]
-    if missing:
-        raise KlineDataError(f"Raw klines lack the columns {missing}.")
+    _require_raw_columns(raw)
     # Identical rows are dropped; two different candles for one open_time stay, for the
     # blocking open_time_unique_on_grid check to name. A day whose open_times are unique and
     # ascending (nearly every day) is taken as it is: hashing its rows cost a fifth of a clean.
-    open_times = raw["open_time"]
-    if open_times.is_unique and open_times.is_monotonic_increasing:
-        frame = raw
-    else:
-        frame = raw.drop_duplicates().sort_values("open_time", kind="stable")
+    if _unique_and_ascending(raw["open_time"]):
+        return _typed(raw)
+    return _typed(raw.drop_duplicates().sort_values("open_time", kind="stable"))
+
+
+def _require_raw_columns(raw: pd.DataFrame) -> None:
+    missing = [column for column in RAW_COLUMNS if column not in raw.columns]
+    if missing:
+        raise KlineDataError(f"Raw klines lack the columns {missing}.")
+
+
+def _unique_and_ascending(open_times: pd.Series) -> bool:
+    return open_times.is_unique and open_times.is_monotonic_increasing
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """The clean columns of rows already de-duplicated and in order, row for row."""
     prices = {column: np.asarray(_to_float(frame, column)) for column in DECIMAL_FIELDS}
     high, low, open_, close = (prices[name] for name in ("high", "low", "open", "close"))
     volume = prices["volume"]
@@ -249,12 +259,27 @@ def _utc_times(epoch_ms: pd.Series) -> pd.DatetimeIndex:
 
 
 def clean_days(raw_days: DayFrames) -> DayFrames:
-    """Cleans day by day, so a long range costs one day of memory."""
-    return DayFrames((key, clean_frame(raw)) for key, raw in raw_days)
+    """Cleans a batch of days at once, so a long range costs one batch of memory and a few
+    calls per month rather than per day."""
+    return DayFrames(batches=_clean_batches(raw_days.batches()))
+
+
+def _clean_batches(batches: Iterable[DayBatch]) -> Iterator[DayBatch]:
+    """A batch whose open_times run unique and ascending across its days (nearly always) keeps
+    every row in place, so it is typed whole and its days keep their row counts; any other is
+    cleaned day by day, as each day alone would be."""
+    for batch in batches:
+        _require_raw_columns(batch.frame)
+        if len(batch.keys) > 1 and _unique_and_ascending(batch.frame["open_time"]):
+            yield batch.with_frame(_typed(batch.frame))
+        else:
+            yield from (DayBatch.one_day(key, clean_frame(raw)) for key, raw in batch.days())
 
 
 def warehouse_days(clean_days: DayFrames) -> DayFrames:
-    return DayFrames((key, warehouse_frame(clean)) for key, clean in clean_days)
+    return DayFrames(
+        batches=(batch.with_frame(warehouse_frame(batch.frame)) for batch in clean_days.batches())
+    )
 
 
 def warehouse_frame(clean: pd.DataFrame) -> pd.DataFrame:

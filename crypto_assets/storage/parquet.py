@@ -8,7 +8,7 @@ writes and reads one day at a time. Every object is written whole: a temporary f
 place locally, a single PUT on S3, so no reader ever sees half a day.
 """
 
-import io
+import itertools
 import json
 import os
 import tempfile
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.frames import DayBatch, DayFrames
 from crypto_assets.klines.write_behind import WriteBehind
 
 
@@ -35,11 +35,19 @@ def partition_object_key(symbol: str, interval: str, partition_key: str) -> str:
 
 
 def frame_from_parquet(data: bytes) -> pd.DataFrame:
-    """Arrow's file reader straight to pandas (pandas' read_parquet and pyarrow's read_table
-    add a dataset scan per call), text kept as Arrow strings, as raw_klines made it, rather
-    than copied into Python objects. One day is too small for Arrow's thread pool to pay off on
-    a busy 2-core machine."""
-    table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+    """One stored day as pandas, with its attrs."""
+    return _table_to_frame(_read_table(pq.ParquetFile(pa.BufferReader(data))))
+
+
+def _read_table(stored: pq.ParquetFile) -> pa.Table:
+    """Arrow's file reader directly (pandas' read_parquet and pyarrow's read_table add a dataset
+    scan per call). One day is too small for Arrow's thread pool to pay off on a busy 2-core
+    machine."""
+    return stored.read(use_threads=False)
+
+
+def _table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """Text kept as Arrow strings, as raw_klines made it, rather than copied into Python objects."""
     return table.to_pandas(types_mapper=_ARROW_STRINGS.get, use_threads=False)
 
 
@@ -49,22 +57,54 @@ _ARROW_STRINGS = {
 }
 
 
+BATCH_DAYS = 8
+"""Days stacked into one batch when a zone is read back, never across a month (the warehouse
+commits a month at a time). Cleaning a stored year took 1.33 s a day at a time, 1.18 s in
+batches of 8 days and 1.34 s in whole months, whose peak memory was 75 MiB above the start
+against 43 MiB for 8 days."""
+
+
+def stacked_batches(days: Iterator[tuple[str, pq.ParquetFile]]) -> Iterator[DayBatch]:
+    """Stored days stacked up to ``BATCH_DAYS`` at a time: one conversion to pandas per batch
+    instead of per day, the one that downstream steps vectorize over."""
+    for _, group in itertools.groupby(days, key=_batch_of):
+        keys, tables = [], []
+        for partition_key, stored in group:
+            keys.append(partition_key)
+            tables.append(_read_table(stored))
+        schema = tables[0].schema
+        if any(not table.schema.equals(schema) for table in tables[1:]):
+            # Days whose column types differ (written by another version, a column all null)
+            # stay apart, each converted as it would be alone.
+            for partition_key, table in zip(keys, tables, strict=True):
+                yield DayBatch.one_day(partition_key, _table_to_frame(table))
+            continue
+        stacked = _table_to_frame(pa.concat_tables(tables))
+        if len(tables) > 1:
+            stacked.attrs = {}  # one day's (where raw_klines fetched it) does not describe all
+        yield DayBatch(keys, stacked, [table.num_rows for table in tables])
+
+
+def _batch_of(day: tuple[str, object]) -> tuple[str, int]:
+    """The batch a day 'YYYY-MM-DD' falls in: its month, and which run of BATCH_DAYS days."""
+    partition_key = day[0]
+    return partition_key[:7], (int(partition_key[8:]) - 1) // BATCH_DAYS
+
+
 class StoredDays(DayFrames):
-    """Days read back from a zone: frames on iteration, row counts from Parquet footers only.
+    """Days read back from a zone in batches of up to 8 days; row counts from Parquet footers
+    only.
 
     Read in the consuming thread: with the writes behind it in a thread, reading ahead in a
     third one measured no faster (the GIL is the limit)."""
 
-    def __init__(self, read_days: Callable[[], Iterator[tuple[str, bytes]]]) -> None:
-        super().__init__(
-            (partition_key, frame_from_parquet(data)) for partition_key, data in read_days()
-        )
+    def __init__(self, read_days: Callable[[], Iterator[tuple[str, pq.ParquetFile]]]) -> None:
+        super().__init__(batches=stacked_batches(read_days()))
         self._read_days = read_days
 
     def row_counts(self) -> dict[str, int]:
         return {
-            partition_key: pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
-            for partition_key, data in self._read_days()
+            partition_key: stored.metadata.num_rows for partition_key, stored in self._read_days()
         }
 
 
@@ -226,7 +266,8 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
 
     def _read_days(
         self, asset: str, symbol: str, interval: str, partition_keys: list[str]
-    ) -> Iterator[tuple[str, bytes]]:
+    ) -> Iterator[tuple[str, pq.ParquetFile]]:
+        """Each day's stored file, its footer read: a missing or unreadable day is named."""
         for partition_key in partition_keys:
             key = partition_object_key(symbol, interval, partition_key)
             try:
@@ -237,14 +278,14 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                     " materialize that partition first."
                 ) from exc
             try:
-                pq.ParquetFile(io.BytesIO(data))
+                stored = pq.ParquetFile(pa.BufferReader(data))
             except (pa.ArrowException, OSError, ValueError) as exc:
                 raise StoredDayUnreadable(
                     f"{asset} for {partition_key} at {self.uri(key)} is not readable Parquet"
                     f" ({type(exc).__name__}: {exc}). Materialize {asset} for {partition_key}"
                     " again to rewrite it."
                 ) from exc
-            yield partition_key, data
+            yield partition_key, stored
 
 
 def _symbol_and_interval(metadata: dict | None) -> tuple[str, str]:

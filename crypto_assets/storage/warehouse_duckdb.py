@@ -19,7 +19,7 @@ from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 from pydantic import Field
 
-from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.frames import DayBatch, DayFrames
 from crypto_assets.klines.write_behind import WriteBehind
 from crypto_assets.storage.warehouse import (
     DayFramesHandler,
@@ -35,18 +35,21 @@ whole history would not fit in 512 MiB. Each month is deleted and inserted atomi
 that dies part way leaves whole months replaced and the rest as they were, never part of a day."""
 
 
-def commit_batches(
-    days: Iterable[tuple[str, pd.DataFrame]], range_days: int
-) -> Iterator[list[tuple[str, pd.DataFrame]]]:
-    """Groups days into the batches that commit together: the whole range, or calendar months."""
-    batch: list[tuple[str, pd.DataFrame]] = []
-    for partition_key, frame in days:
-        if batch and range_days > ONE_TRANSACTION_DAYS and partition_key[:7] != batch[0][0][:7]:
-            yield batch
-            batch = []
-        batch.append((partition_key, frame))
-    if batch:
-        yield batch
+def commit_batches(batches: Iterable[DayBatch], range_days: int) -> Iterator[list[DayBatch]]:
+    """Groups batches of days into the ones that commit together: the whole range, or calendar
+    months (a batch read back from a zone never spans two)."""
+    group: list[DayBatch] = []
+    for batch in batches:
+        if (
+            group
+            and range_days > ONE_TRANSACTION_DAYS
+            and batch.keys[0][:7] != group[0].keys[0][:7]
+        ):
+            yield group
+            group = []
+        group.append(batch)
+    if group:
+        yield group
 
 
 def _day_window_delete(table: str, partition_expr: str, first_day: str, last_day: str) -> str:
@@ -73,11 +76,11 @@ class _DuckDBDayFramesHandler(DayFramesHandler):
         # A batch is inserted and committed in a thread while the next one is read: DuckDB's
         # insert, commit and checkpoint run outside the GIL.
         with WriteBehind(depth=1) as writes:
-            for batch in commit_batches(days, len(partition_keys)):
+            for group in commit_batches(days.batches(), len(partition_keys)):
                 writes.submit(
-                    self._replace_batch, connection, table_slice, table, batch, len(partition_keys)
+                    self._replace_batch, connection, table_slice, table, group, len(partition_keys)
                 )
-                rows += sum(len(frame) for _, frame in batch)
+                rows += sum(len(batch.frame) for batch in group)
         return rows
 
     def _replace_batch(
@@ -85,10 +88,10 @@ class _DuckDBDayFramesHandler(DayFramesHandler):
         connection: Any,
         table_slice: TableSlice,
         table: str,
-        batch: list[tuple[str, pd.DataFrame]],
+        group: list[DayBatch],
         range_days: int,
     ) -> None:
-        frames = [frame for _, frame in batch if not frame.empty]
+        frames = [batch.frame for batch in group if not batch.frame.empty]
         connection.begin()
         try:
             table_exists = connection.execute(
@@ -101,8 +104,8 @@ class _DuckDBDayFramesHandler(DayFramesHandler):
                     delete = _day_window_delete(
                         table,
                         table_slice.partition_dimensions[0].partition_expr,
-                        batch[0][0],
-                        batch[-1][0],
+                        group[0].keys[0],
+                        group[-1].keys[-1],
                     )
                 else:
                     delete = slice_delete_statement(table_slice)

@@ -60,7 +60,8 @@ class _SnowflakeDayFramesHandler(DayFramesHandler):
                     f"Cannot load {target}: {exc.msg}. Create it with sql/02_tables.sql first."
                 ) from exc
             try:
-                for _, frame in days:
+                for batch in days.batches():  # a stage upload per batch of days, not per day
+                    frame = batch.frame
                     if frame.empty:
                         continue
                     pandas_tools.write_pandas(
