@@ -2,7 +2,8 @@
 
 Each asset covers the run's whole partition range and hands its IO manager one frame per day
 (``DayFrames``), produced lazily: archive files and Binance pages are turned into days as they
-arrive, so years of 1m candles stream through in one day's memory.
+arrive, and stored days are read back a few at a time, so years of 1m candles stream through
+in a few days' memory.
 """
 
 from collections.abc import Iterator

@@ -1,8 +1,8 @@
 """Pure pandas: klines as received -> typed, de-duplicated candles with derived columns.
 
 Nothing here knows about Dagster, S3 or Binance's HTTP API, so every rule can be tested on a
-small frame. Frames travel one UTC day at a time (``DayFrames``) so a year-long range never has
-to sit in memory at once.
+small frame. Frames travel a UTC day or a batch of days at a time (``DayFrames``), so a
+year-long range never has to sit in memory at once.
 """
 
 from __future__ import annotations

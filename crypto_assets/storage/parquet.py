@@ -4,8 +4,8 @@
 Both variants share the Hive-style layout
 ``klines/symbol=BTCUSDT/interval=1m/date=2024-01-01.parquet`` and differ only in where bytes go.
 Values travel as ``DayFrames`` (one frame per partition day, possibly lazy), so a range run
-writes and reads one day at a time. Every object is written whole: a temporary file renamed into
-place locally, a single PUT on S3, so no reader ever sees half a day.
+writes one day at a time and reads days back a few at a time. Every object is written whole: a
+temporary file renamed into place locally, a single PUT on S3, so no reader ever sees half a day.
 """
 
 import itertools

@@ -4,8 +4,8 @@ Dagster's database IO managers name the table after the asset key; ours is
 ``cryptodb.cryptoschema.btcusdt`` while the asset is ``snowflake_btcusdt``, so the table comes
 from the ``warehouse_table`` metadata. A re-materialized range is deleted and inserted again in
 one transaction, which is what keeps a day from ever being loaded twice or half. Besides
-DataFrames (for reading), the IO managers accept ``DayFrames`` and insert them one day at a
-time, so a year-long range never sits in memory as one frame.
+DataFrames (for reading), the IO managers accept ``DayFrames`` and insert them a batch of days
+at a time, so a year-long range never sits in memory as one frame.
 """
 
 import re
