@@ -29,7 +29,7 @@ STAGES = (
     ("REST client: requests and JSON", lambda stack: "_klines_page" in stack),
     ("raw_frame", lambda stack: "raw_frame (" in stack),
     ("split_by_day", lambda stack: "split_by_day (" in stack),
-    ("Parquet write", lambda stack: "frame_to_parquet" in stack or "_put (" in stack),
+    ("Parquet write", lambda stack: "_put_batch" in stack),
     ("Parquet read", lambda stack: "_read_table" in stack or "_read_days" in stack),
     ("clean_frame", lambda stack: "clean_frame (" in stack or "_typed (" in stack),
     ("OHLC validation", lambda stack: "validate_day (" in stack or "ohlc_check" in stack),

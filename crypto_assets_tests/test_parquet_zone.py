@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from crypto_assets.klines.frames import DayBatch
 from crypto_assets.klines.transform import clean_frame, raw_frame
 from crypto_assets.storage.parquet import (
     DICTIONARY_COLUMNS,
@@ -99,3 +100,21 @@ def test_stored_days_come_back_stacked_and_equal_to_each_day_read_alone(tmp_path
         alone = frame_from_parquet(zone._get(partition_object_key("BTCUSDT", "1m", key)))
         pd.testing.assert_frame_equal(frame, alone, obj=key)
     assert stored.row_counts() == dict.fromkeys(keys, 1440)
+
+
+def test_a_batch_of_days_is_stored_as_each_day_alone_would_be(tmp_path):
+    zone = LocalKlinesIOManager(base_dir=str(tmp_path))
+    keys = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    days = {
+        key: clean_frame(raw_frame(synthetic_days(key, 1, seed=seed), "BTCUSDT", "1m", FETCHED_AT))
+        for seed, key in enumerate(keys)
+    }
+    days["2024-01-02"] = days["2024-01-02"].iloc[:0]  # a day Binance had no candles for
+    frames = list(days.values())
+    batch = DayBatch(keys, pd.concat(frames, ignore_index=True), [len(frame) for frame in frames])
+
+    zone._put_batch("BTCUSDT", "1m", batch)
+
+    for key, frame in days.items():
+        stored = zone._get(partition_object_key("BTCUSDT", "1m", key))
+        assert stored == frame_to_parquet(frame.reset_index(drop=True)), key

@@ -87,7 +87,9 @@ def clean_klines(
     each day checked against the OHLC rules as it is written."""
     report = ValidationReport(KLINES.interval)
     until_ms = int(_utc_now().timestamp() * 1000)
-    yield dg.Output(DayFrames(validating(clean_days(raw_klines), report, until_ms)))
+    yield dg.Output(
+        DayFrames(batches=validating(clean_days(raw_klines).batches(), report, until_ms))
+    )
     yield from ohlc_check_results(context, report)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from crypto_assets.klines.frames import DayFrames
+from crypto_assets.klines.frames import DayBatch, DayFrames
 from crypto_assets.klines.transform import DECIMAL_FIELDS, expected_open_times
 from crypto_assets.sources.binance_rest import INTERVAL_MS
 
@@ -195,13 +195,14 @@ def validate_days(days: DayFrames, interval: str, until_ms: int | None = None) -
 
 
 def validating(
-    days: Iterable[tuple[str, pd.DataFrame]], report: ValidationReport, until_ms: int | None = None
-) -> Iterator[tuple[str, pd.DataFrame]]:
-    """The same days, each added to ``report`` as it passes: whoever writes the days validates
-    them on the way, instead of reading them back afterwards."""
-    for partition_key, frame in days:
-        report.add_day(partition_key, frame, until_ms)
-        yield partition_key, frame
+    batches: Iterable[DayBatch], report: ValidationReport, until_ms: int | None = None
+) -> Iterator[DayBatch]:
+    """The same batches, each day added to ``report`` as it passes: whoever writes the days
+    validates them on the way, instead of reading them back afterwards."""
+    for batch in batches:
+        for partition_key, frame in batch.days():
+            report.add_day(partition_key, frame, until_ms)
+        yield batch
 
 
 def describe(rule_name: str) -> str:
