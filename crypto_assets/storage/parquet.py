@@ -92,8 +92,8 @@ def _batch_of(day: tuple[str, object]) -> tuple[str, int]:
 
 
 class StoredDays(DayFrames):
-    """Days read back from a zone in batches of up to 8 days; row counts from Parquet footers
-    only.
+    """Days read back from a zone in batches of up to ``BATCH_DAYS``; row counts from Parquet
+    footers only.
 
     Read in the consuming thread: with the writes behind it in a thread, reading ahead in a
     third one measured no faster (the GIL is the limit)."""
@@ -130,6 +130,7 @@ def frame_to_table(frame: pd.DataFrame) -> pa.Table:
 
 
 def table_to_parquet(table: pa.Table) -> bytes:
+    """One stored object's bytes: zstd, only the repeated labels dictionary-encoded."""
     buffer = pa.BufferOutputStream()
     pq.write_table(
         table,
