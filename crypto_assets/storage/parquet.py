@@ -212,6 +212,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: DayFrames) -> None:
         symbol, interval = _symbol_and_interval(context.definition_metadata)
         expected = list(context.asset_partition_keys)
+        expected_keys = set(expected)  # looked up per day: a list scan grew with the square
         written: list[str] = []
         rows = 0
         first_open_time = last_open_time = None
@@ -219,7 +220,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
         self._before_writing(partition_folder_key(symbol, interval))
         with WriteBehind() as writes:
             for batch in obj.batches():
-                unexpected = [key for key in batch.keys if key not in expected]
+                unexpected = [key for key in batch.keys if key not in expected_keys]
                 if unexpected:
                     raise dg.DagsterInvariantViolationError(
                         f"{context.asset_key.to_user_string()} produced day {unexpected[0]},"
@@ -233,7 +234,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                 if len(batch.frame):
                     first_open_time = first_open_time or str(batch.frame["open_time"].iloc[0])
                     last_open_time = str(batch.frame["open_time"].iloc[-1])
-        missing = sorted(set(expected) - set(written))
+        missing = sorted(expected_keys - set(written))
         if missing:
             raise dg.DagsterInvariantViolationError(
                 f"{context.asset_key.to_user_string()} produced no frame for days {missing}."
