@@ -7,9 +7,11 @@ import subprocess
 import sys
 from datetime import datetime, timezone
 
+import dagster as dg
 import pandas as pd
+import pytest
 
-from crypto_assets.klines.frames import DayBatch
+from crypto_assets.klines.frames import DayBatch, DayFrames
 from crypto_assets.klines.transform import clean_frame, raw_frame
 from crypto_assets.storage.parquet import (
     DICTIONARY_COLUMNS,
@@ -118,3 +120,21 @@ def test_a_batch_of_days_is_stored_as_each_day_alone_would_be(tmp_path):
     for key, frame in days.items():
         stored = zone._get(partition_object_key("BTCUSDT", "1m", key))
         assert stored == frame_to_parquet(frame.reset_index(drop=True)), key
+
+
+def test_a_day_outside_the_runs_partitions_is_refused_and_a_missing_day_named(tmp_path):
+    zone = LocalKlinesIOManager(base_dir=str(tmp_path))
+    day = clean_frame(raw_frame(synthetic_days("2024-01-02", 1), "BTCUSDT", "1m", FETCHED_AT))
+    context = dg.build_output_context(
+        asset_key=dg.AssetKey("clean_klines"),
+        partition_key="2024-01-01",
+        asset_partitions_def=dg.DailyPartitionsDefinition(start_date="2024-01-01"),
+        definition_metadata={"symbol": "BTCUSDT", "interval": "1m"},
+    )
+    with pytest.raises(dg.DagsterInvariantViolationError, match="produced day 2024-01-02, which"):
+        zone.handle_output(context, DayFrames([("2024-01-02", day)]))
+    with pytest.raises(
+        dg.DagsterInvariantViolationError, match=r"no frame for days \['2024-01-01'"
+    ):
+        zone.handle_output(context, DayFrames([]))
+    assert not list(tmp_path.rglob("*.parquet"))
