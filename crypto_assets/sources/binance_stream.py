@@ -21,7 +21,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
@@ -35,6 +34,7 @@ from crypto_assets.sources.stream_messages import (
     StreamHealth,
     StreamMessageError,
     StreamSnapshot,
+    StreamState,
     parse_message,
     reconnect_delay,
     stream_url,
@@ -46,23 +46,6 @@ DEFAULT_STREAM_URL = "wss://stream.binance.com:9443"
 STALL_SECONDS = 30.0
 MAX_CONNECTION_AGE = 23.5 * 3600  # Binance drops every connection at 24 h; leave before it does
 MAX_CLOSED = 1440  # a day of 1m candles
-
-
-@dataclass
-class _State:
-    """Mutable state behind KlineStream's lock."""
-
-    state: str = "connecting"
-    connected_since: float | None = None
-    last_message_at: float | None = None
-    reconnects: int = 0
-    repaired: int = 0
-    malformed: int = 0
-    last_error: str | None = None
-    forming: Candle | None = None
-    last_price: float | None = None
-    last_event_time_ms: int | None = None
-    closed: deque[Candle] = field(default_factory=deque)
 
 
 class KlineStream:
@@ -111,10 +94,11 @@ class KlineStream:
         self._owed_from = backfill_from_ms  # open time of the oldest candle not yet closed here
         self._held: list[Candle] = []  # closed on the stream while a REST repair is pending
         self._changed = threading.Condition()
-        self._state = _State(closed=deque(maxlen=max_closed))
+        self._state = StreamState(closed=deque(maxlen=max_closed))
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None  # set by stop(), on the loop
         self._stopping = threading.Event()
 
     def __repr__(self) -> str:
@@ -136,12 +120,18 @@ class KlineStream:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close the socket and join the thread (within ``timeout`` seconds)."""
+        """Close the socket (code 1000) and join the thread within ``timeout`` seconds; a
+        connection attempt still in its handshake is cancelled."""
         self._stopping.set()
-        loop, main = self._loop, self._main
-        if loop is not None and main is not None:
+        loop, main, wake = self._loop, self._main, self._wake
+        if loop is not None and main is not None and wake is not None:
             with contextlib.suppress(RuntimeError):  # the loop has already finished
-                loop.call_soon_threadsafe(main.cancel)
+                loop.call_soon_threadsafe(wake.set)
+            if self._thread is not None:
+                self._thread.join(min(timeout, 2.0))
+                if self._thread.is_alive():
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(main.cancel)
         if self._thread is not None:
             self._thread.join(timeout)
         self._update(state="stopped", connected_since=None)
@@ -154,11 +144,11 @@ class KlineStream:
 
     def health(self) -> StreamHealth:
         with self._changed:
-            return self._health()
+            return self._state.health(self.url)
 
     def snapshot(self) -> StreamSnapshot:
         with self._changed:
-            return self._snapshot()
+            return self._state.snapshot(self.url)
 
     def closed_candles(self, after_open_time: int | None = None) -> list[Candle]:
         """Closed candles kept here, oldest first; only those opening after ``after_open_time``."""
@@ -183,30 +173,9 @@ class KlineStream:
     def wait_until(self, predicate: Callable[[StreamSnapshot], bool], timeout: float) -> bool:
         """Block until ``predicate(snapshot)`` holds (True) or ``timeout`` seconds pass (False)."""
         with self._changed:
-            return self._changed.wait_for(lambda: predicate(self._snapshot()), timeout)
-
-    def _health(self) -> StreamHealth:
-        state = self._state
-        return StreamHealth(
-            state=state.state,
-            url=self.url,
-            connected_since=state.connected_since,
-            last_message_at=state.last_message_at,
-            reconnects=state.reconnects,
-            repaired_candles=state.repaired,
-            malformed_messages=state.malformed,
-            last_error=state.last_error,
-        )
-
-    def _snapshot(self) -> StreamSnapshot:
-        state = self._state
-        return StreamSnapshot(
-            forming=state.forming,
-            last_price=state.last_price,
-            last_event_time_ms=state.last_event_time_ms,
-            closed=tuple(state.closed),
-            health=self._health(),
-        )
+            return self._changed.wait_for(
+                lambda: predicate(self._state.snapshot(self.url)), timeout
+            )
 
     def _update(self, **changes: object) -> None:
         with self._changed:
@@ -218,6 +187,7 @@ class KlineStream:
 
     async def _run(self, started: threading.Event) -> None:
         self._loop, self._main = asyncio.get_running_loop(), asyncio.current_task()
+        self._wake = asyncio.Event()
         started.set()
         failures = 0  # consecutive connections that failed or delivered nothing
         ever_connected = False
@@ -236,11 +206,13 @@ class KlineStream:
                         ever_connected = True
                         self._update(state="connected", connected_since=time.time())
                         delivered, reason, at_once = await self._session(socket)
-                except (OSError, TimeoutError, WebSocketException) as exc:
+                except (OSError, TimeoutError, asyncio.TimeoutError, WebSocketException) as exc:
                     reason = f"{type(exc).__name__}: {exc}"
                 except Exception as exc:  # a bug must not end the feed; it is logged in full
                     log.exception("kline stream %s failed", self.url)
                     reason = f"{type(exc).__name__}: {exc}"
+                if self._stopping.is_set():
+                    break
                 failures = 0 if delivered else failures + 1
                 down = failures >= self.down_after_failures or not ever_connected
                 log.warning("kline stream %s: %s; reconnecting", self.url, reason)
@@ -250,9 +222,10 @@ class KlineStream:
                     last_error=reason,
                 )
                 if not at_once:
-                    await asyncio.sleep(
-                        reconnect_delay(max(failures - 1, 0), self.backoff_base, self.backoff_max)
+                    delay = reconnect_delay(
+                        max(failures - 1, 0), self.backoff_base, self.backoff_max
                     )
+                    await self._wait_for_stop(delay)
         except asyncio.CancelledError:
             pass
 
@@ -262,16 +235,28 @@ class KlineStream:
         answered and the stall clock keeps running while it waits."""
         leave_at = time.monotonic() + self.max_connection_age
         repair = asyncio.create_task(self._repair()) if self._owed_from is not None else None
+        assert self._wake is not None
+        stopping = asyncio.ensure_future(self._wake.wait())
+        receiving: asyncio.Future[str | bytes] | None = None
         delivered = False
         try:
             while True:
+                # asyncio.wait, not wait_for: wait_for (3.10, 3.11) can swallow a cancellation
+                # when a message arrives at the same moment.
+                receiving = asyncio.ensure_future(socket.recv())
                 left = leave_at - time.monotonic()
-                try:
-                    text = await asyncio.wait_for(socket.recv(), min(self.stall_timeout, left))
-                except TimeoutError:
+                await asyncio.wait(
+                    {receiving, stopping},
+                    timeout=min(self.stall_timeout, left),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if stopping.done():
+                    return delivered, "stopped", True
+                if not receiving.done():
                     if time.monotonic() >= leave_at:
                         return delivered, "rotating before Binance's 24 h disconnect", True
                     return delivered, f"stalled: no message for {self.stall_timeout:g} s", False
+                text = receiving.result()
                 received_at = time.time()
                 self._update(last_message_at=received_at)
                 try:
@@ -295,14 +280,24 @@ class KlineStream:
         except WebSocketException as exc:
             return delivered, f"{type(exc).__name__}: {exc}", False
         finally:
-            if repair is not None:
-                repair.cancel()
+            for task in (repair, stopping, receiving):
+                if task is not None and not task.done():
+                    task.cancel()
+
+    async def _wait_for_stop(self, seconds: float) -> None:
+        """Sleeps ``seconds``, or less if stop() is called meanwhile."""
+        assert self._wake is not None
+        stopping = asyncio.ensure_future(self._wake.wait())
+        await asyncio.wait({stopping}, timeout=seconds)
+        stopping.cancel()
 
     def _receive(self, event: KlineEvent, received_at: float, *, hold_closed: bool) -> None:
         candle = event.candle
         with self._changed:
-            self._state.last_price = float(candle.close)
-            self._state.last_event_time_ms = event.event_time_ms
+            last_event = self._state.last_event_time_ms
+            if last_event is None or event.event_time_ms >= last_event:  # not a replayed event
+                self._state.last_price = float(candle.close)
+                self._state.last_event_time_ms = event.event_time_ms
             if not candle.closed:
                 forming = self._state.forming
                 if forming is None or candle.open_time >= forming.open_time:
@@ -349,10 +344,11 @@ class KlineStream:
     async def _repair(self) -> None:
         """Fetches the candles that closed while no socket was up, retrying until REST answers,
         then delivers them and the ones the stream closed meanwhile, in open-time order."""
-        attempt = 0
+        owed_from, attempt = self._owed_from, 0
+        assert owed_from is not None
         while True:
             try:
-                fetched = await _in_thread(self._fetch_owed)
+                fetched = await _in_thread(lambda: self._fetch_owed(owed_from))
                 break
             except Exception as exc:
                 log.warning("kline stream %s: REST repair failed, %s", self.url, exc)
@@ -367,10 +363,8 @@ class KlineStream:
             source = "rest" if open_time in from_rest else "stream"
             self._close(merged[open_time], None, at, source)
 
-    def _fetch_owed(self) -> list[Candle]:
-        """Closed candles from the oldest owed one on (at most ``max_closed``), over REST."""
-        owed_from = self._owed_from
-        assert owed_from is not None
+    def _fetch_owed(self, owed_from: int) -> list[Candle]:
+        """Closed candles from ``owed_from`` on (at most ``max_closed``), over REST."""
         server_now = self.rest.server_time_ms()
         start = max(owed_from, (server_now // self._step - self.max_closed) * self._step)
         if start > owed_from:

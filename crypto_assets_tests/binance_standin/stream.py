@@ -108,6 +108,7 @@ class StreamEndpoints:
         self.stream_port = port
         self.stream_url = ""
         self.refuse_streams = False  # True: every new stream handshake is answered 503
+        self.refused_streams = 0
         self.stream_connections: list[dict[str, Any]] = []  # one log entry per connection
         self._subscribers: list[_Subscriber] = []
         self._stream_loop: asyncio.AbstractEventLoop | None = None
@@ -220,6 +221,7 @@ class StreamEndpoints:
     def _stream_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         """Binance's 404 for an unknown path, 400 for a bad stream name; 503 while refusing."""
         if self.refuse_streams:
+            self.refused_streams += 1
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable\n")
         try:
             self._requested_streams(request.path)
@@ -297,7 +299,7 @@ class StreamEndpoints:
                 pong = await subscriber.connection.ping()
                 try:
                     await asyncio.wait_for(pong, self.stream_pong_timeout)
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     subscriber.log["missed_pong"] = True
                     await subscriber.connection.close(1008, "pong timeout")
                     return
