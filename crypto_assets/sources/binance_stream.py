@@ -92,7 +92,8 @@ class KlineStream:
         self._on_update = on_update
         self._step = INTERVAL_MS[interval]
         self._owed_from = backfill_from_ms  # open time of the oldest candle not yet closed here
-        self._held: list[Candle] = []  # closed on the stream while a REST repair is pending
+        self._held: list[KlineUpdate] = []  # closed on the stream while REST repairs a gap
+        self._gap_checked: int | None = None  # the forming candle last found past a gap
         self._changed = threading.Condition()
         self._state = StreamState(closed=deque(maxlen=max_closed))
         self._thread: threading.Thread | None = None
@@ -272,9 +273,8 @@ class KlineStream:
                     candle = message.candle
                     if self._owed_from is None:
                         self._owed_from = candle.open_time
-                    idle = repair is None or repair.done()
-                    if idle and candle.closed and candle.open_time > self._owed_from:
-                        repair = asyncio.create_task(self._repair())  # the stream skipped one
+                    if self._skipped(candle) and (repair is None or repair.done()):
+                        repair = asyncio.create_task(self._repair())
                     on_hold = repair is not None and not repair.done()
                     self._receive(message, received_at, hold_closed=on_hold)
         except WebSocketException as exc:
@@ -283,6 +283,18 @@ class KlineStream:
             for task in (repair, stopping, receiving):
                 if task is not None and not task.done():
                     task.cancel()
+
+    def _skipped(self, candle: Candle) -> bool:
+        """Whether the stream went past a candle still owed: a close beyond it, or the first
+        update of a later candle (checked once per candle, so a gap REST cannot fill either
+        costs one request, not one per update)."""
+        assert self._owed_from is not None
+        if candle.closed:
+            return candle.open_time > self._owed_from
+        if candle.open_time > self._owed_from and candle.open_time != self._gap_checked:
+            self._gap_checked = candle.open_time
+            return True
+        return False
 
     async def _wait_for_stop(self, seconds: float) -> None:
         """Sleeps ``seconds``, or less if stop() is called meanwhile."""
@@ -303,12 +315,13 @@ class KlineStream:
                 if forming is None or candle.open_time >= forming.open_time:
                     self._state.forming = candle
             self._changed.notify_all()
+        update = KlineUpdate(candle, event.event_time_ms, received_at, "stream")
         if candle.closed and hold_closed:
-            self._held.append(candle)
+            self._held.append(update)
         elif candle.closed:
             self._close(candle, event.event_time_ms, received_at, "stream")
         else:
-            self._deliver(KlineUpdate(candle, event.event_time_ms, received_at, "stream"))
+            self._deliver(update)
 
     def _close(self, candle: Candle, event_time_ms: int | None, at: float, source: str) -> None:
         """Keeps and delivers a closed candle unless one with its open time already was."""
@@ -357,11 +370,11 @@ class KlineStream:
                 attempt += 1
         held, self._held = self._held, []
         at = time.time()
-        from_rest = {candle.open_time for candle in fetched}
-        merged = {candle.open_time: candle for candle in (*fetched, *held)}
+        merged = {candle.open_time: KlineUpdate(candle, None, at, "rest") for candle in fetched}
+        merged.update((update.candle.open_time, update) for update in held)  # the stream's own
         for open_time in sorted(merged):
-            source = "rest" if open_time in from_rest else "stream"
-            self._close(merged[open_time], None, at, source)
+            update = merged[open_time]
+            self._close(update.candle, update.event_time_ms, update.received_at, update.source)
 
     def _fetch_owed(self, owed_from: int) -> list[Candle]:
         """Closed candles from ``owed_from`` on (at most ``max_closed``), over REST."""

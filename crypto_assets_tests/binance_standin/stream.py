@@ -37,7 +37,8 @@ _T = TypeVar("_T")
 
 @dataclass
 class _Subscriber:
-    """One open stream connection: its streams and, per stream, the oldest candle not yet final."""
+    """One open stream connection: its streams and, per stream, the oldest candle not yet final
+    (None until the stream has a candle open)."""
 
     connection: ServerConnection
     streams: list[tuple[str, str, str]]  # (name, SYMBOL, interval)
@@ -262,6 +263,9 @@ class StreamEndpoints:
             "missed_pong": False,
         }
         subscriber = _Subscriber(connection, streams, combined, entry)
+        now = int(self.clock_ms())
+        for name, symbol, interval in streams:  # subscribed from the candle open at connect
+            subscriber.next_open[name] = self._current_open_time(symbol, interval, now)
         self.stream_connections.append(entry)
         self._subscribers.append(subscriber)
         tasks = [
@@ -305,6 +309,12 @@ class StreamEndpoints:
                     return
                 subscriber.log["pongs"] += 1
 
+    def _current_open_time(self, symbol: str, interval: str, now: int) -> int | None:
+        with self._data_lock:
+            times = self._times.get((symbol, interval), [])
+            through = bisect.bisect_right(times, now)
+            return times[through - 1] if through else None
+
     def _due_events(
         self, subscriber: _Subscriber, name: str, symbol: str, interval: str
     ) -> list[dict]:
@@ -318,6 +328,8 @@ class StreamEndpoints:
                 return []
             start = subscriber.next_open.get(name)
             first = through - 1 if start is None else bisect.bisect_left(times, start)
+            if first >= through:
+                return []
             due = self._rows[key][first:through]
         events = []
         for row in due:
