@@ -39,6 +39,7 @@ from crypto_assets.sources.stream_messages import (
     reconnect_delay,
     stream_url,
 )
+from crypto_assets.sources.stream_repair import fetch_owed_candles, in_daemon_thread
 
 log = logging.getLogger(__name__)
 
@@ -361,7 +362,11 @@ class KlineStream:
         assert owed_from is not None
         while True:
             try:
-                fetched = await _in_thread(lambda: self._fetch_owed(owed_from))
+                fetched = await in_daemon_thread(
+                    lambda: fetch_owed_candles(
+                        self.rest, self.symbol, self.interval, owed_from, self.max_closed
+                    )
+                )
                 break
             except Exception as exc:
                 log.warning("kline stream %s: REST repair failed, %s", self.url, exc)
@@ -375,45 +380,3 @@ class KlineStream:
         for open_time in sorted(merged):
             update = merged[open_time]
             self._close(update.candle, update.event_time_ms, update.received_at, update.source)
-
-    def _fetch_owed(self, owed_from: int) -> list[Candle]:
-        """Closed candles from ``owed_from`` on (at most ``max_closed``), over REST."""
-        server_now = self.rest.server_time_ms()
-        start = max(owed_from, (server_now // self._step - self.max_closed) * self._step)
-        if start > owed_from:
-            log.warning(
-                "kline stream %s: %d candles owed, keeping the newest %d",
-                self.url,
-                (server_now - owed_from) // self._step,
-                self.max_closed,
-            )
-        if start >= server_now:
-            return []
-        klines = self.rest.get_klines(self.symbol, self.interval, start, server_now + 1)
-        return [Candle.from_kline(kline, self.symbol, self.interval) for kline in klines]
-
-
-async def _in_thread(function: Callable[[], list[Candle]]) -> list[Candle]:
-    """``function()`` in a daemon thread, awaited without blocking the loop: a REST call that
-    retries for minutes must neither stop pongs nor hold up ``stop()``."""
-    loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[list[Candle]] = loop.create_future()
-
-    def settle(result: list[Candle] | None, error: BaseException | None) -> None:
-        if outcome.done():
-            return
-        if error is not None:
-            outcome.set_exception(error)
-        else:
-            outcome.set_result(result or [])
-
-    def work() -> None:
-        try:
-            result, error = function(), None
-        except Exception as exc:
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the stream stopped while REST was answering
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=work, name="kline-stream-repair", daemon=True).start()
-    return await outcome
