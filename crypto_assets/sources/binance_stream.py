@@ -93,7 +93,8 @@ class KlineStream:
         self._on_update = on_update
         self._step = INTERVAL_MS[interval]
         self._owed_from = backfill_from_ms  # open time of the oldest candle not yet closed here
-        self._held: list[KlineUpdate] = []  # closed on the stream while REST repairs a gap
+        # Closed on the stream while REST repairs a gap; the oldest may go (REST refetches them).
+        self._held: deque[KlineUpdate] = deque(maxlen=max_closed)
         self._gap_checked: int | None = None  # the forming candle last found past a gap
         self._changed = threading.Condition()
         self._state = StreamState(closed=deque(maxlen=max_closed))
@@ -373,7 +374,7 @@ class KlineStream:
                 self._update(last_error=f"REST repair failed: {exc}")
                 await asyncio.sleep(reconnect_delay(attempt, self.backoff_base, self.backoff_max))
                 attempt += 1
-        held, self._held = self._held, []
+        held, self._held = self._held, deque(maxlen=self.max_closed)
         at = time.time()
         merged = {candle.open_time: KlineUpdate(candle, None, at, "rest") for candle in fetched}
         merged.update((update.candle.open_time, update) for update in held)  # the stream's own
