@@ -123,6 +123,27 @@ def test_a_candle_sent_again_is_not_delivered_twice(
     assert snapshot.last_event_time_ms == BASE + 13 * MINUTE + 5_000  # the replay is not news
 
 
+def test_a_candle_the_stream_skipped_is_fetched_over_rest(
+    standin: BinanceStandIn, clock: FakeClock
+) -> None:
+    updates: list[KlineUpdate] = []
+    with kline_stream(standin, updates) as stream:
+        assert stream.wait_until(forming_at(10), timeout=5)
+        standin.stall_streams()  # the finals of 00:10 and 00:11 are not pushed...
+        clock.now += 120
+        row = ROWS[12]  # ...but the 00:12 candle's first update is
+        forming = kline_event(row, "BTCUSDT", "1m", BASE + 12 * MINUTE + 5_000, closed=False)
+        assert standin.send_stream_text(json.dumps(forming)) == 1
+        assert stream.wait_until(closed_through(11), timeout=5)
+        assert closed_minutes(updates) == [(10, "rest"), (11, "rest")]
+        standin.resume_streams()  # now the stand-in pushes the finals it held back
+        clock.now += 60
+        assert stream.wait_until(closed_through(12), timeout=5)
+        health = stream.health()
+    assert closed_minutes(updates) == [(10, "rest"), (11, "rest"), (12, "stream")]
+    assert (health.reconnects, health.repaired_candles) == (0, 2)
+
+
 def test_a_stall_is_detected_within_the_stall_timeout_and_reconnected(
     standin: BinanceStandIn, clock: FakeClock
 ) -> None:
