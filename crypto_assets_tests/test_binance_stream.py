@@ -4,8 +4,12 @@ agreeing with REST candle for candle while the stand-in's clock moves minutes in
 import json
 import random
 import re
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -31,6 +35,7 @@ from crypto_assets_tests.clocks import FakeClock
 from crypto_assets_tests.conftest import utc_ms
 
 MINUTE = 60_000
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BASE = utc_ms("2024-01-01")
 ROWS = synthetic_klines("1m", BASE, BASE + 60 * MINUTE)
 KLINE_KEYS = {"t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"}
@@ -244,6 +249,29 @@ def test_standin_combined_stream_wraps_events_and_refuses_bad_paths(
     with pytest.raises(InvalidStatus, match="503"):
         connect(f"{standin.stream_url}/ws/btcusdt@kline_1m", open_timeout=5)
     assert standin.refused_streams == 1
+
+
+def test_command_line_live_serves_today_and_the_stream() -> None:
+    """``--live``: the stream URL is the second line, and today's forming candle is on it."""
+    command = [sys.executable, "-m", "crypto_assets_tests.binance_standin", "--port", "0"]
+    command += ["--synthetic-days", "1", "--live", "--stream-tick", "0.05"]
+    with subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            rest_url, ws_url = process.stdout.readline().strip(), process.stdout.readline().strip()
+            assert rest_url.startswith("http://127.0.0.1:") and ws_url.startswith("ws://127.0.0.1:")
+            with connect(f"{ws_url}/ws/btcusdt@kline_1m", open_timeout=5) as socket:
+                event = json.loads(socket.recv(timeout=5))
+            minute_now = int(time.time() * 1000) // MINUTE * MINUTE
+            assert event["k"]["t"] in (minute_now - MINUTE, minute_now)
+            assert event["k"]["x"] is False
+            query = {"symbol": "BTCUSDT", "interval": "1m", "limit": 1}
+            last = requests.get(f"{rest_url}/api/v3/klines", params=query, timeout=5).json()[0]
+            assert last[0] in (minute_now, minute_now + MINUTE)  # REST's newest: the same candle
+        finally:
+            process.terminate()
 
 
 # --------------------------------------------------------------------------- the client
