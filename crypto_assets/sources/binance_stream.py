@@ -131,7 +131,7 @@ class KlineStream:
             with contextlib.suppress(RuntimeError):  # the loop has already finished
                 loop.call_soon_threadsafe(wake.set)
             if self._thread is not None:
-                self._thread.join(min(timeout, 2.0))
+                self._thread.join(min(timeout, 1.0))
                 if self._thread.is_alive():
                     with contextlib.suppress(RuntimeError):
                         loop.call_soon_threadsafe(main.cancel)

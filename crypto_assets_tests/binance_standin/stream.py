@@ -173,6 +173,7 @@ class StreamEndpoints:
         return self._on_stream_loop(self._set_stalled(True))
 
     def resume_streams(self) -> int:
+        """Undo ``stall_streams``: pushes catch up on every candle closed meanwhile."""
         return self._on_stream_loop(self._set_stalled(False))
 
     def send_server_shutdown(self) -> int:
