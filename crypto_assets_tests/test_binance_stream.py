@@ -309,6 +309,7 @@ def test_stream_and_rest_agree_candle_for_candle_over_five_minutes(
     assert (health.state, health.reconnects, health.repaired_candles) == ("connected", 0, 0)
     assert health.malformed_messages == 0 and health.last_error is None
     assert stream.health().state == "stopped"
+    assert [c["close_code"] for c in standin.stream_connections] == [1000]  # a clean goodbye
 
 
 def test_combined_stream_backfill_and_bounded_memory(

@@ -256,6 +256,20 @@ def test_unreachable_at_start_is_down_with_backoff_and_no_exception(
     assert stream.health().state == "stopped"
 
 
+def test_reconnecting_turns_down_after_three_failed_attempts(standin: BinanceStandIn) -> None:
+    updates: list[KlineUpdate] = []
+    with kline_stream(standin, updates, backoff_base=1.0, backoff_max=1.0) as stream:
+        assert stream.wait_until(forming_at(10), timeout=5)
+        standin.refuse_streams = True
+        standin.close_streams()
+        assert stream.wait_until(lambda s: s.health.state == "reconnecting", timeout=5)
+        assert stream.wait_until(lambda s: s.health.state == "down", timeout=10)
+        refused = standin.refused_streams
+        standin.refuse_streams = False
+        assert stream.wait_until(lambda s: s.health.state == "connected", timeout=5)
+    assert refused == 3  # two refused attempts leave it reconnecting, the third turns it down
+
+
 def test_connections_are_renewed_before_their_age_runs_out(
     standin: BinanceStandIn, clock: FakeClock
 ) -> None:

@@ -283,6 +283,7 @@ class StreamEndpoints:
                 task.cancel()
             self._subscribers.remove(subscriber)
             entry["closed"] = self.wall_clock()
+            entry["close_code"] = connection.close_code  # None: dropped without a close frame
 
     async def _push(self, subscriber: _Subscriber) -> None:
         with contextlib.suppress(ConnectionClosed):
