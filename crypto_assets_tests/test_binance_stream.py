@@ -1,6 +1,7 @@
 """The kline stream: its messages read into candles, the stand-in's websocket, and the client
 agreeing with REST candle for candle while the stand-in's clock moves minutes in milliseconds."""
 
+import dataclasses
 import json
 import random
 import re
@@ -25,6 +26,7 @@ from crypto_assets.sources.stream_messages import (
     Candle,
     KlineEvent,
     ServerShutdown,
+    StreamHealth,
     StreamMessageError,
     parse_message,
     reconnect_delay,
@@ -126,6 +128,20 @@ def test_server_shutdown_raw_or_wrapped_and_other_events() -> None:
 def test_a_malformed_message_is_refused_naming_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(StreamMessageError, match="^" + re.escape(message)):
         parse_message(text, "BTCUSDT", "1m")
+
+
+def test_a_binary_frame_is_read_like_text() -> None:
+    assert parse_message(json.dumps(EVENT).encode(), "BTCUSDT", "1m") == KlineEvent(
+        CANDLE, 1704067265123
+    )
+    with pytest.raises(StreamMessageError, match=re.escape("not JSON: b'\\xff\\x00'")):
+        parse_message(b"\xff\x00", "BTCUSDT", "1m")
+
+
+def test_message_age_is_seconds_since_the_last_message() -> None:
+    health = StreamHealth("connected", "ws://x/ws/btcusdt@kline_1m", 90.0, 100.0, 0, 0, 0, None)
+    assert health.message_age(now=103.5) == 3.5
+    assert dataclasses.replace(health, last_message_at=None).message_age(now=103.5) is None
 
 
 def test_stream_urls_and_a_bad_base() -> None:
