@@ -1,4 +1,4 @@
-"""What Binance's kline stream sends and what the stream client hands on, as typed values; pure.
+"""What Binance's kline stream sends and what the stream client hands on, as typed values (no I/O).
 
 A kline event (``{"e": "kline", "E": ..., "s": ..., "k": {...}}``, or wrapped as
 ``{"stream": ..., "data": ...}`` on a combined stream) becomes a ``Candle`` with the REST API's
@@ -136,7 +136,7 @@ class StreamHealth:
     connected_since: float | None  # epoch seconds of the current connection, None when not up
     last_message_at: float | None  # epoch seconds of the last message of any kind
     reconnects: int  # connections made after the first
-    repaired_candles: int  # closed candles fetched over REST after a reconnect
+    repaired_candles: int  # closed candles fetched over REST: missed while down, skipped, backfill
     malformed_messages: int
     last_error: str | None  # why the last connection ended or failed
 
