@@ -17,6 +17,7 @@ from crypto_assets.analytics.backtest_assets import btcusdt_backtests
 from crypto_assets.analytics.definitions import ANALYTICS_ASSETS
 from crypto_assets.resources import prod_resources
 from crypto_assets_tests.analytics_data import materialize_analytics
+from crypto_assets_tests.fakesnow_swap import emulate_swap
 from crypto_assets_tests.lineage import materialize_days
 from crypto_assets_tests.prod_stack import SQL_DIR, TRANSFORMED_BUCKET, s3_client
 
@@ -32,7 +33,8 @@ def create_tables() -> list[str]:
 
 
 @pytest.fixture
-def fake_snowflake() -> Iterator[None]:
+def fake_snowflake(monkeypatch) -> Iterator[None]:
+    emulate_swap(monkeypatch)
     with fakesnow.patch(
         extra_targets=["dagster_snowflake_pandas.snowflake_pandas_type_handler.write_pandas"]
     ):

@@ -5,7 +5,12 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets.analytics import bars
-from crypto_assets.analytics.assets import ANALYTICS_GROUP, HEAVY_REFRESH, btcusdt_bars
+from crypto_assets.analytics.assets import (
+    ANALYTICS_GROUP,
+    HEAVY_REFRESH,
+    btcusdt_bars,
+    replace_whole_tables,
+)
 from crypto_assets.analytics.backtest import (
     DEFAULT_FEE_BPS,
     DEFAULT_SLIPPAGE_BPS,
@@ -18,7 +23,7 @@ from crypto_assets.analytics.strategies import BACKTEST_COLUMNS, grid_results
 from crypto_assets.analytics.structure_assets import png_markdown
 from crypto_assets.settings import KLINES
 from crypto_assets.storage.artifacts import ArtifactsWriter
-from crypto_assets.storage.warehouse import TABLE_METADATA_KEY, WarehouseResource
+from crypto_assets.storage.warehouse import WarehouseResource
 
 BACKTEST_TIMEFRAMES = ("1d", "1h")
 KEYS = ("strategy", "params", "timeframe", "sample")
@@ -30,15 +35,14 @@ class BacktestConfig(dg.Config):
     slippage_bps: float = DEFAULT_SLIPPAGE_BPS
 
 
-def _out(table: str, columns: tuple[str, ...], description: str) -> dg.AssetOut:
-    return dg.AssetOut(
+def _out(table: str, columns: tuple[str, ...], description: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
         key=dg.AssetKey(table),
-        io_manager_key="warehouse_io_manager",
+        deps=[btcusdt_bars],
         group_name=ANALYTICS_GROUP,
         kinds={"pandas"},
         automation_condition=HEAVY_REFRESH,
         metadata={
-            TABLE_METADATA_KEY: table,
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(name) for name in columns]
             ),
@@ -55,20 +59,15 @@ BACKTESTS, TRADES, EQUITY = (
 
 
 @dg.multi_asset(
-    outs={
-        BACKTESTS: _out(
-            BACKTESTS, BACKTEST_COLUMNS, "One row per strategy x parameter set x sample."
-        ),
-        TRADES: _out(
+    specs=[
+        _out(BACKTESTS, BACKTEST_COLUMNS, "One row per strategy x parameter set x sample."),
+        _out(
             TRADES,
             (*KEYS, *TRADE_COLUMNS),
             "Trades of each strategy's selected parameter set, per sample.",
         ),
-        EQUITY: _out(
-            EQUITY, EQUITY_COLUMNS, "Daily equity and drawdown of the selected parameter sets."
-        ),
-    },
-    deps=[btcusdt_bars],
+        _out(EQUITY, EQUITY_COLUMNS, "Daily equity and drawdown of the selected parameter sets."),
+    ],
     can_subset=False,
 )
 def btcusdt_backtests(
@@ -116,9 +115,17 @@ def btcusdt_backtests(
         metadata["equity_chart_path"] = dg.MetadataValue.path(
             artifacts.write(f"charts/{KLINES.table}_equity.png", png)
         )
-    yield dg.Output(backtests, output_name=BACKTESTS, metadata=metadata)
-    yield dg.Output(_concat(trades, (*KEYS, *TRADE_COLUMNS)), output_name=TRADES, metadata={})
-    yield dg.Output(_concat(equity, EQUITY_COLUMNS), output_name=EQUITY, metadata={})
+    written = replace_whole_tables(
+        warehouse,
+        {
+            BACKTESTS: backtests,
+            TRADES: _concat(trades, (*KEYS, *TRADE_COLUMNS)),
+            EQUITY: _concat(equity, EQUITY_COLUMNS),
+        },
+    )
+    yield dg.MaterializeResult(asset_key=BACKTESTS, metadata={**written[BACKTESTS], **metadata})
+    yield dg.MaterializeResult(asset_key=TRADES, metadata=written[TRADES])
+    yield dg.MaterializeResult(asset_key=EQUITY, metadata=written[EQUITY])
 
 
 def _empty(columns: tuple[str, ...]) -> pd.DataFrame:

@@ -16,10 +16,11 @@ from crypto_assets.analytics.assets import (
     btcusdt_indicators_1d,
     btcusdt_indicators_1h,
     indicators_table,
+    replace_whole_tables,
 )
 from crypto_assets.settings import KLINES
 from crypto_assets.storage.artifacts import ArtifactsWriter
-from crypto_assets.storage.warehouse import TABLE_METADATA_KEY, WarehouseResource
+from crypto_assets.storage.warehouse import WarehouseResource
 
 LEVEL_TIMEFRAMES = {"1d": 3, "4h": 5}
 """Timeframe -> bars on each side of a swing point."""
@@ -40,17 +41,15 @@ def _table_schema(columns: tuple[str, ...]) -> dg.TableSchema:
 @dg.asset(
     name=f"{KLINES.table}_levels",
     deps=[btcusdt_bars],
-    io_manager_key="warehouse_io_manager",
     group_name=ANALYTICS_GROUP,
     kinds={"pandas"},
     automation_condition=HEAVY_REFRESH,
     metadata={
-        TABLE_METADATA_KEY: f"{KLINES.table}_levels",
         "dagster/column_schema": _table_schema(structure.LEVEL_COLUMNS),
     },
     description="Support and resistance from clustered swing highs/lows of the 1d and 4h bars.",
 )
-def btcusdt_levels(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+def btcusdt_levels(warehouse: WarehouseResource) -> dg.MaterializeResult:
     found = [
         structure.levels(
             warehouse.query_frame(
@@ -63,9 +62,10 @@ def btcusdt_levels(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
     ]
     table = pd.concat(found, ignore_index=True).sort_values(["timeframe", "price"])
     nearest = table.loc[table["distance_pct"].abs().idxmin()] if len(table) else None
-    return dg.Output(
-        table.reset_index(drop=True),
+    name = f"{KLINES.table}_levels"
+    return dg.MaterializeResult(
         metadata={
+            **replace_whole_tables(warehouse, {name: table.reset_index(drop=True)})[name],
             "levels": len(table),
             **(
                 {
@@ -82,27 +82,26 @@ def btcusdt_levels(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
 @dg.asset(
     name=f"{KLINES.table}_volume_profile",
     deps=[btcusdt_bars],
-    io_manager_key="warehouse_io_manager",
     group_name=ANALYTICS_GROUP,
     kinds={"pandas"},
     automation_condition=HEAVY_REFRESH,
     metadata={
-        TABLE_METADATA_KEY: f"{KLINES.table}_volume_profile",
         "dagster/column_schema": _table_schema(structure.PROFILE_COLUMNS),
     },
     description=f"Volume by price over the last {PROFILE_DAYS} days of 1h bars, with taker"
     " buy/sell volume, the point of control and the 70% value area.",
 )
-def btcusdt_volume_profile(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+def btcusdt_volume_profile(warehouse: WarehouseResource) -> dg.MaterializeResult:
     hourly = warehouse.query_frame(
         bars.complete_bars_sql(warehouse.qualified_table(bars_table("1h")), PROFILE_DAYS)
     )
     profile = structure.volume_profile(hourly)
     poc = profile[profile["is_poc"]]
     area = profile[profile["in_value_area"]]
-    return dg.Output(
-        profile,
+    name = f"{KLINES.table}_volume_profile"
+    return dg.MaterializeResult(
         metadata={
+            **replace_whole_tables(warehouse, {name: profile})[name],
             "bins": len(profile),
             **(
                 {
