@@ -11,6 +11,12 @@ the backtest grid over Y years of 1h bars.
    its floor: the strategies' TA-Lib signals alone.
 
     .venv/bin/python benchmarks/analytics.py --days 365 --grid-years 8
+
+With ``--home DIR`` it measures a warehouse already loaded there instead (e.g. the whole
+history kept by ``benchmarks/full_history.py --keep DIR``), over every day it holds; the
+analytics tables it writes are dropped first, so every run starts from scratch.
+
+    .venv/bin/python benchmarks/analytics.py --home /work/bench/full --grid-years 0
 """
 
 import argparse
@@ -88,17 +94,46 @@ def family_seconds(dagster_home: Path) -> dict[str, float]:
     return {family: sum(steps.get(key, 0.0) for key in keys) for family, keys in FAMILIES.items()}
 
 
+def loaded_days(database: Path) -> tuple[date, date]:
+    """The first day the warehouse holds and the day after its last."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        first, last = connection.execute(
+            "select cast(min(open_time) as date), cast(max(open_time) as date)"
+            " from cryptoschema.btcusdt"
+        ).fetchone()
+    return first, last + timedelta(days=1)
+
+
+def drop_analytics_tables(database: Path) -> int:
+    """Drops every table but the candles (bars, indicators, ..., the floor's), so the run
+    builds them from scratch; returns the candles held."""
+    with duckdb.connect(str(database)) as connection:
+        tables = connection.execute(
+            "select table_schema, table_name from information_schema.tables"
+            " where table_name <> 'btcusdt'"
+        ).fetchall()
+        for schema, table in tables:
+            connection.execute(f"drop table {schema}.{table}")
+        return connection.execute("select count(*) from cryptoschema.btcusdt").fetchone()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--grid-years", type=int, default=8)
+    parser.add_argument("--home", type=Path, help="a loaded CRYPTO_ASSETS_HOME to measure")
     args = parser.parse_args()
     first = date(2023, 1, 1)
     end = first + timedelta(days=args.days)
     python = str(BIN / "python")
     with tempfile.TemporaryDirectory() as work:
         home, dagster_home = Path(work) / "data", Path(work) / "dagster_home"
-        home.mkdir()
+        if args.home is not None:
+            home = args.home
+            first, end = loaded_days(home / "cryptodb.duckdb")
+            args.days = (end - first).days
+        else:
+            home.mkdir()
         dagster_home.mkdir()
         shutil.copy(ROOT / "deploy" / "dagster.local.yaml", dagster_home / "dagster.yaml")
         env = {
@@ -108,8 +143,11 @@ def main() -> None:
             "CRYPTO_ASSETS_HOME": str(home),
             "DAGSTER_HOME": str(dagster_home),
         }
-        fill = [python, "-c", FILL, str(home), first.isoformat(), str(args.days)]
-        _, _, rows = measured(fill, env)
+        if args.home is None:
+            fill = [python, "-c", FILL, str(home), first.isoformat(), str(args.days)]
+            _, _, rows = measured(fill, env)
+        else:
+            rows = str(drop_analytics_tables(home / "cryptodb.duckdb"))
         floor_s, floor_mib, _ = measured(
             [
                 python,
@@ -130,8 +168,6 @@ def main() -> None:
                 ][0]
                 for table in ("btcusdt_1h", "btcusdt_1d", "btcusdt_backtests")
             }
-    _, _, grid = measured([python, "-c", GRID, str(args.grid_years)], env)
-    bars, sets, backtests, signals_s, grid_s = grid.split()
     print(f"loadavg before the report: {Path('/proc/loadavg').read_text().strip()}")
     print(f"warehouse: {rows.strip()} 1m candles, {args.days} days from {first}")
     print(f"floor (the resample queries in DuckDB): {floor_s:.1f} s, peak RSS {floor_mib:.0f} MiB")
@@ -139,6 +175,10 @@ def main() -> None:
     for family, seconds in families.items():
         print(f"  {family:<11} {seconds:5.1f} s")
     print(f"  tables: {counts}; {out.strip()}")
+    if not args.grid_years:
+        return
+    _, _, grid = measured([python, "-c", GRID, str(args.grid_years)], env)
+    bars, sets, backtests, signals_s, grid_s = grid.split()
     print(
         f"grid: {sets} parameter sets x 3 samples = {backtests} backtests over {bars} 1h bars"
         f" ({args.grid_years} years): {grid_s} s; floor (signals alone) {signals_s} s"
