@@ -24,6 +24,16 @@ MAX_CANDLES = 10_080
 CANDLE_COLUMNS = "open, high, low, close, volume, taker_base_vol, num_trades"
 
 
+def offered_timeframes(base_minutes: int) -> list[str]:
+    """The timeframes the page offers over candles of ``base_minutes``: whole multiples of the
+    stored interval only, so a 1h warehouse never shows 1h candles labelled 15m."""
+    return [
+        timeframe
+        for timeframe, minutes in TIMEFRAME_MINUTES.items()
+        if minutes >= base_minutes and minutes % base_minutes == 0
+    ]
+
+
 def table_names(symbol_table: str) -> dict[str, str]:
     """The contract's table names for one symbol (e.g. btcusdt -> btcusdt_indicators_1h)."""
     names = {"base": symbol_table}
@@ -137,8 +147,13 @@ class MarketQueries:
     def plan(self, timeframe: str, start: datetime, end: datetime, tables: set[str]) -> CandlePlan:
         """The finest timeframe at or above the one asked that keeps the range under
         MAX_CANDLES, read from a bar table when there is one."""
+        order = offered_timeframes(self.base_minutes)
+        if timeframe not in order:
+            raise ValueError(
+                f"{timeframe} candles cannot be drawn from {self.base_minutes}-minute candles;"
+                f" offered: {', '.join(order)}"
+            )
         span_minutes = max((end - start).total_seconds() / 60, 1)
-        order = list(TIMEFRAME_MINUTES)
         chosen = timeframe
         for candidate in order[order.index(timeframe) :]:
             chosen = candidate
