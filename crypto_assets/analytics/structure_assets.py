@@ -84,7 +84,12 @@ def btcusdt_levels(warehouse: WarehouseResource) -> dg.MaterializeResult:
         )
         for timeframe, rule in LEVEL_RULES.items()
     ]
-    table = pd.concat(found, ignore_index=True).sort_values(["timeframe", "price"])
+    found = [frame for frame in found if not frame.empty]
+    table = (
+        pd.concat(found, ignore_index=True).sort_values(["timeframe", "price"])
+        if found
+        else pd.DataFrame(columns=list(structure.LEVEL_COLUMNS))
+    )
     nearest = table.loc[table["distance_pct"].abs().idxmin()] if len(table) else None
     name = f"{KLINES.table}_levels"
     return dg.MaterializeResult(
