@@ -17,6 +17,10 @@ history kept by ``benchmarks/full_history.py --keep DIR``), over every day it ho
 analytics tables it writes are dropped first, so every run starts from scratch.
 
     .venv/bin/python benchmarks/analytics.py --home /work/bench/full --grid-years 0
+
+With ``--profile FILE`` the run goes under py-spy (every thread that is not idle, child
+processes too; raw collapsed stacks in FILE) and the seconds sampled in each asset, and in the
+warehouse calls inside them, are printed.
 """
 
 import argparse
@@ -82,6 +86,43 @@ print(len(bars), len(sets) + 1, len(table), f"{floor:.2f}", f"{grid:.2f}")
 """
 
 
+PROFILE_PARTS = {
+    "imports (start-up and in assets)": "_find_and_load",
+    "bars": "btcusdt_bars (",
+    "indicators": "indicators_asset (",
+    "levels": "btcusdt_levels (",
+    "volume profile": "btcusdt_volume_profile (",
+    "backtests": "btcusdt_backtests (",
+    "charts": "btcusdt_market_charts (",
+}
+INSIDE = {
+    "warehouse": ("Warehouse.query (", "Warehouse.query_frame (", "Warehouse.execute ("),
+    "replace tables": ("Warehouse.replace_tables (",),
+    "imports": ("_find_and_load",),
+    "matplotlib": ("matplotlib/",),
+    "event log (SQLite)": ("sqlalchemy/",),
+}
+"""What a sample inside a part was doing, first match wins; anything else is "python"."""
+
+
+def profile_seconds(raw: Path, rate: int = 100) -> dict[str, float]:
+    """Sampled seconds per part of the run (first matching part wins; the rest is Dagster's own
+    work: planning, events, step launches), and what each part spent them on."""
+    seconds: dict[str, float] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        part = next((name for name, key in PROFILE_PARTS.items() if key in stack), "dagster")
+        seconds[part] = seconds.get(part, 0.0) + int(count) / rate
+        if part != "imports (start-up and in assets)":
+            inside = next(
+                (name for name, keys in INSIDE.items() if any(key in stack for key in keys)),
+                "python",
+            )
+            key = f"{part}: {inside}"
+            seconds[key] = seconds.get(key, 0.0) + int(count) / rate
+    return dict(sorted(seconds.items()))
+
+
 def family_seconds(dagster_home: Path) -> dict[str, float]:
     """Seconds per asset family, from the step statistics of the one run in the instance."""
     os.environ["DAGSTER_HOME"] = str(dagster_home)  # as make sets it; the event log needs it
@@ -122,6 +163,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--grid-years", type=int, default=8)
     parser.add_argument("--home", type=Path, help="a loaded CRYPTO_ASSETS_HOME to measure")
+    parser.add_argument("--profile", type=Path, help="record the run with py-spy into this file")
     args = parser.parse_args()
     first = date(2023, 1, 1)
     end = first + timedelta(days=args.days)
@@ -159,7 +201,13 @@ def main() -> None:
             ],
             env,
         )
-        run_s, run_mib, out = measured([str(BIN / "crypto-assets"), "analytics"], env)
+        command = [str(BIN / "crypto-assets"), "analytics"]
+        if args.profile:
+            command = [
+                *(str(BIN / "py-spy"), "record", "--subprocesses", "--rate", "100"),
+                *("--format", "raw", "--output", str(args.profile), "--", *command),
+            ]
+        run_s, run_mib, out = measured(command, env)
         families = family_seconds(dagster_home)
         with duckdb.connect(str(home / "cryptodb.duckdb"), read_only=True) as connection:
             counts = {
@@ -175,6 +223,10 @@ def main() -> None:
     for family, seconds in families.items():
         print(f"  {family:<11} {seconds:5.1f} s")
     print(f"  tables: {counts}; {out.strip()}")
+    if args.profile:
+        print("sampled seconds (py-spy, threads not idle):")
+        for part, seconds in profile_seconds(args.profile).items():
+            print(f"  {part:<32} {seconds:5.1f} s")
     if not args.grid_years:
         return
     _, _, grid = measured([python, "-c", GRID, str(args.grid_years)], env)
