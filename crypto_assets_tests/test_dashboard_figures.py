@@ -7,6 +7,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
+from crypto_assets.analytics.structure import label_positions
 from crypto_assets.dashboard import figures
 from crypto_assets.dashboard.queries import MarketQueries, offered_timeframes
 
@@ -61,24 +62,24 @@ def test_flat_candles_still_get_a_range():
 
 def test_labels_apart_enough_stay_at_their_prices_and_on_the_axis():
     # axis 99..110: gap 0.495 (4.5% of 11); 109.9 would stick out of the top by half a label
-    placed = figures.label_positions([100.0, 101.0, 102.0, 109.9], 99.0, 110.0)
+    placed = label_positions([100.0, 101.0, 102.0, 109.9], 99.0, 110.0, figures.LABEL_GAP)
     assert placed == pytest.approx([100.0, 101.0, 102.0, 109.7525])
 
 
 def test_crowded_labels_are_pushed_apart_by_the_gap():
     # axis 0..100: gap 4.5, half a gap 2.25 kept from each edge
-    placed = figures.label_positions([1.0, 50.0, 51.0, 52.0, 99.0, 99.5], 0.0, 100.0)
+    placed = label_positions([1.0, 50.0, 51.0, 52.0, 99.0, 99.5], 0.0, 100.0, figures.LABEL_GAP)
     assert placed == pytest.approx([2.25, 50.0, 54.5, 59.0, 93.25, 97.75])
 
 
 def test_labels_above_the_axis_stack_down_from_its_top():
-    placed = figures.label_positions([50.0] * 4, 0.0, 10.0)
+    placed = label_positions([50.0] * 4, 0.0, 10.0, figures.LABEL_GAP)
     assert placed == pytest.approx([8.425, 8.875, 9.325, 9.775])
 
 
 def test_more_labels_than_fit_share_the_axis_evenly():
     # 30 labels of 4.5% would need 135% of the axis: each gets a thirtieth
-    placed = figures.label_positions([5.0] * 30, 0.0, 10.0)
+    placed = label_positions([5.0] * 30, 0.0, 10.0, figures.LABEL_GAP)
     assert placed == pytest.approx([(index + 0.5) / 3 for index in range(30)])
 
 

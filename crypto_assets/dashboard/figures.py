@@ -8,6 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from crypto_assets.analytics.structure import label_positions
+
 UP, DOWN = "#26a69a", "#ef5350"
 OVERLAYS = {
     "SMA 20": ("sma_20",),
@@ -103,7 +105,7 @@ def market_figure(
     axis = price_axis_range(candles) if not candles.empty else None
     if axis is not None and levels is not None and not levels.empty:
         visible = levels[levels["price"].between(*axis)].sort_values("price")
-        labels = label_positions(visible["price"].tolist(), *axis)
+        labels = label_positions(visible["price"].tolist(), *axis, LABEL_GAP)
         for level, label_y in zip(visible.itertuples(), labels, strict=True):
             color = UP if level.kind == "support" else DOWN
             figure.add_hline(
@@ -203,24 +205,6 @@ def price_axis_range(candles: pd.DataFrame, pad: float = PRICE_PAD) -> tuple[flo
     low, high = float(candles["low"].min()), float(candles["high"].max())
     margin = (high - low) * pad or abs(high) * 0.005 or 1.0
     return low - margin, high + margin
-
-
-def label_positions(prices: list[float], low: float, high: float) -> list[float]:
-    """Heights for labels of the given ascending prices, each as near its price as it can be
-    while labels stay ``LABEL_GAP`` of the axis apart and inside [low, high]."""
-    if not prices:
-        return []
-    gap = min(LABEL_GAP * (high - low), (high - low) / len(prices))
-    half = gap / 2
-    placed: list[float] = []
-    for price in prices:  # upwards: push a label above its lower neighbour's
-        lowest = placed[-1] + gap if placed else low + half
-        placed.append(max(price, lowest))
-    ceiling = high - half
-    for index in range(len(placed) - 1, -1, -1):  # downwards: back under the top
-        placed[index] = min(placed[index], ceiling)
-        ceiling = placed[index] - gap
-    return placed
 
 
 def chart_levels(levels: pd.DataFrame | None, timeframe: str) -> pd.DataFrame | None:
