@@ -35,10 +35,9 @@ class BacktestConfig(dg.Config):
     slippage_bps: float = DEFAULT_SLIPPAGE_BPS
 
 
-def _out(table: str, columns: tuple[str, ...], description: str) -> dg.AssetSpec:
-    return dg.AssetSpec(
+def _out(table: str, columns: tuple[str, ...], description: str) -> dg.AssetOut:
+    return dg.AssetOut(
         key=dg.AssetKey(table),
-        deps=[btcusdt_bars],
         group_name=ANALYTICS_GROUP,
         kinds={"pandas"},
         automation_condition=HEAVY_REFRESH,
@@ -59,15 +58,20 @@ BACKTESTS, TRADES, EQUITY = (
 
 
 @dg.multi_asset(
-    specs=[
-        _out(BACKTESTS, BACKTEST_COLUMNS, "One row per strategy x parameter set x sample."),
-        _out(
+    outs={
+        BACKTESTS: _out(
+            BACKTESTS, BACKTEST_COLUMNS, "One row per strategy x parameter set x sample."
+        ),
+        TRADES: _out(
             TRADES,
             (*KEYS, *TRADE_COLUMNS),
             "Trades of each strategy's selected parameter set, per sample.",
         ),
-        _out(EQUITY, EQUITY_COLUMNS, "Daily equity and drawdown of the selected parameter sets."),
-    ],
+        EQUITY: _out(
+            EQUITY, EQUITY_COLUMNS, "Daily equity and drawdown of the selected parameter sets."
+        ),
+    },
+    deps=[btcusdt_bars],
     can_subset=False,
 )
 def btcusdt_backtests(
@@ -115,6 +119,7 @@ def btcusdt_backtests(
         metadata["equity_chart_path"] = dg.MetadataValue.path(
             artifacts.write(f"charts/{KLINES.table}_equity.png", png)
         )
+    # The three tables in one replace: never new backtests beside old trades or equity.
     written = replace_whole_tables(
         warehouse,
         {
