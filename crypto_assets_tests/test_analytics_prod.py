@@ -1,8 +1,9 @@
 """The analytics in prod: Snowflake (fakesnow) with the tables sql/ creates, and charts in the
 artifacts zone on S3 (moto) - the same assets as locally, only the resources differ.
 
-The backtest tables stay out: fakesnow's write_pandas creates tables with unquoted column names
-(ignoring quote_identifiers), and DuckDB rejects the column "END"; Snowflake takes it quoted.
+The backtests stay out to keep the test short. They run here too (their staging tables are
+created LIKE sql/05's, so the quoted "END" column survives fakesnow's write_pandas), and
+test_atomic_tables.py covers their swap on fakesnow.
 """
 
 from collections.abc import Iterator
