@@ -65,7 +65,7 @@ def swing_points(bars: pd.DataFrame, window: int) -> pd.DataFrame:
                 and values[positions[index]] == values[previous]
             ):
                 keep[index] = False
-        kept = np.unique(positions[keep])
+        kept = positions[keep]
         found.append(
             pd.DataFrame(
                 {

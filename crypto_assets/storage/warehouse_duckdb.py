@@ -227,9 +227,9 @@ class DuckDBWarehouse(WarehouseResource):
         return "duckdb"
 
     def replace_tables(self, tables: Mapping[str, pd.DataFrame]) -> None:
-        """One transaction of CREATE OR REPLACE TABLE ... AS SELECT per table: DuckDB's catalog
-        is transactional, so readers keep the old tables until the commit, and a new column
-        (or a dropped one) comes with the new rows."""
+        """CREATE OR REPLACE TABLE ... AS SELECT for every table, all in one transaction:
+        DuckDB's catalog is transactional, so readers keep the old tables until the commit, and
+        a new column (or a dropped one) comes with the new rows."""
         targets = {table: self.qualified_table(table) for table in tables}
         with self.duckdb.get_connection() as connection:
             connection.execute(f"create schema if not exists {self.schema_name}")
