@@ -9,7 +9,11 @@ import pytest
 
 from crypto_assets.analytics.structure import label_positions
 from crypto_assets.dashboard import figures
-from crypto_assets.dashboard.queries import MarketQueries, offered_timeframes
+from crypto_assets.dashboard.queries import (
+    MarketQueries,
+    drawable_timeframe,
+    offered_timeframes,
+)
 
 
 def candles(lows: list[float], highs: list[float]) -> pd.DataFrame:
@@ -123,3 +127,10 @@ def test_a_finer_timeframe_than_the_stored_one_is_refused_by_name():
     assert hourly.plan("1h", datetime(2024, 1, 1), datetime(2024, 1, 2), {"base"}).timeframe == (
         "1h"
     )
+
+
+def test_a_chart_asking_for_a_finer_timeframe_gets_the_next_one_the_candles_make():
+    assert drawable_timeframe("1h", 1) == "1h"
+    assert drawable_timeframe("15m", 60) == "1h"
+    assert drawable_timeframe("1h", 240) == "4h"
+    assert drawable_timeframe("4h", 1440) == "1d"

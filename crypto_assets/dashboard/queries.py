@@ -34,6 +34,14 @@ def offered_timeframes(base_minutes: int) -> list[str]:
     ]
 
 
+def drawable_timeframe(timeframe: str, base_minutes: int) -> str:
+    """``timeframe`` if the stored candles can make it, else the finest offered one above it
+    (a 1h backtest's trades over 4h candles are drawn on 4h candles, labelled so)."""
+    offered = offered_timeframes(base_minutes)
+    minutes = TIMEFRAME_MINUTES.get(timeframe, TIMEFRAME_MINUTES["1d"])
+    return next((name for name in offered if TIMEFRAME_MINUTES[name] >= minutes), offered[-1])
+
+
 def table_names(symbol_table: str) -> dict[str, str]:
     """The contract's table names for one symbol (e.g. btcusdt -> btcusdt_indicators_1h)."""
     names = {"base": symbol_table}
@@ -272,7 +280,7 @@ class MarketQueries:
         """Candles for the strategy chart, coarsened like the market chart."""
         with self.warehouse.session() as session:
             tables = self.tables(session)
-            plan = self.plan(timeframe, start, end, tables)
+            plan = self.plan(drawable_timeframe(timeframe, self.base_minutes), start, end, tables)
             return _typed(self.candles(session, plan, start, end))
 
     def read_daily_counts(self, days: int) -> tuple[Quote | None, pd.DataFrame]:
