@@ -10,7 +10,10 @@ each in a fresh child process:
 Prints both with peak RSS and rows/s (target: under 5 minutes, peak RSS under 512 MiB), checks
 that the warehouse holds every candle once and that every day came from the archive.
 
-    .venv/bin/python benchmarks/full_history.py [--first 2017-08-17]
+    .venv/bin/python benchmarks/full_history.py [--first 2017-08-17] [--keep /work/bench/full]
+
+With ``--keep DIR`` (a folder that does not exist yet) the loaded home stays there, e.g. for
+``benchmarks/analytics.py --home DIR``.
 """
 
 import argparse
@@ -18,6 +21,8 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -48,14 +53,31 @@ def sources_of_raw_days(home: str) -> dict[str, int]:
     return counts
 
 
+@contextmanager
+def _home(keep: Path | None) -> Iterator[str]:
+    """The home to load into: ``keep`` (created, left behind), else a temporary folder."""
+    if keep is None:
+        with tempfile.TemporaryDirectory() as home:
+            yield home
+        return
+    keep.mkdir(parents=True)
+    yield str(keep)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--first", default="2017-08-17")
+    parser.add_argument("--keep", type=Path, help="keep the loaded home in this new folder")
     args = parser.parse_args()
     last = date.today() - timedelta(days=2)
     first = date.fromisoformat(args.first)
     print(f"load average before: {load_average()}")
-    with standin("--synthetic-from", args.first) as url, tempfile.TemporaryDirectory() as home:
+    if args.keep is not None and args.keep.exists():
+        sys.exit(f"--keep {args.keep} exists already; name a new folder")
+    with (
+        standin("--synthetic-from", args.first) as url,
+        _home(args.keep) as home,
+    ):
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),

@@ -33,7 +33,8 @@ CONTRACT = {
     "btcusdt_indicators_1h": "open_time close sma_20 sma_50 sma_200 ema_12 ema_26 rsi_14 macd"
     " macd_signal macd_hist bb_upper bb_middle bb_lower atr_14 obv taker_buy_ratio"
     " net_taker_volume",
-    "btcusdt_levels": "price kind timeframe touches first_touch last_touch last_close distance_pct",
+    "btcusdt_levels": "price kind timeframe touches strength first_touch last_touch last_close"
+    " distance_pct",
     "btcusdt_volume_profile": "bin_low bin_high price volume taker_buy_volume taker_sell_volume"
     " is_poc in_value_area window_start window_end",
     "btcusdt_backtests": "strategy params timeframe sample start end total_return cagr sharpe"

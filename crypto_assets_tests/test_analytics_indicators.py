@@ -9,7 +9,7 @@ import pytest
 import talib
 
 from crypto_assets.analytics.indicators import INDICATOR_COLUMNS, indicators
-from crypto_assets.analytics.structure import levels, volume_profile
+from crypto_assets.analytics.structure import levels, strongest_per_side, volume_profile
 
 
 def random_bars(count: int, seed: int = 1) -> pd.DataFrame:
@@ -147,7 +147,7 @@ def test_volume_profile_poc_value_area_and_taker_split() -> None:
             "taker_base_vol": [v / 4 for v in volumes],
         }
     )
-    profile = volume_profile(bars, bins=5)
+    profile = volume_profile(bars, pd.Timedelta(hours=1), bins=5)
     assert profile["volume"].tolist() == volumes
     assert profile["is_poc"].tolist() == [False, False, True, False, False]
     # bins are 0.8 wide from 100: the POC is 101.6..102.4, middle 102
@@ -158,3 +158,95 @@ def test_volume_profile_poc_value_area_and_taker_split() -> None:
     assert profile["taker_buy_volume"].sum() == pytest.approx(5.0)
     assert profile["taker_sell_volume"].tolist() == [v * 0.75 for v in volumes]
     assert profile["bin_low"].iloc[0] == 100 and profile["bin_high"].iloc[-1] == 104
+
+
+def bars_of(highs: list[float], lows: list[float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "open_time": pd.date_range("2024-01-01", periods=len(highs), freq="D"),
+            "open": lows,
+            "high": highs,
+            "low": lows,
+            "close": lows,
+        }
+    )
+
+
+def test_a_flat_top_is_one_touch() -> None:
+    highs = [10, 11, 12, 15, 15, 12, 11, 10, 11, 12, 15.05, 12, 11, 10]
+    bars = bars_of(highs, [high - 1 for high in highs])
+    found = levels(bars, "1d", window=2, tolerance=0.01)
+    assert found[["kind", "touches"]].values.tolist() == [["resistance", 2]]
+    row = found.iloc[0]
+    assert row["price"] == pytest.approx((15 + 15.05) / 2)
+    assert row["first_touch"] == bars["open_time"].iloc[3]
+    assert row["last_touch"] == bars["open_time"].iloc[10]
+
+
+RECENCY_POINTS = [100, 120, 101, 130, 102, 120.5, 103, 130.5, 110]
+"""Turning points every 4 bars (33 bars): highs at bars 4, 12, 20, 28 and lows at 8, 16, 24."""
+
+
+def test_recent_swings_weigh_more_and_the_strongest_three_a_side_are_kept() -> None:
+    bars = zigzag(RECENCY_POINTS)
+    found = levels(bars, "1d", window=3, half_life=8)
+    assert found[["price", "kind", "touches"]].values.tolist() == [
+        [101.5, "support", 2],
+        [120.25, "resistance", 2],
+        [130.25, "resistance", 2],
+    ]
+    # weight 0.5 ** (age / 8), age in bars before the last (bar 32)
+    assert found["strength"].tolist() == pytest.approx(
+        [
+            0.5 ** (24 / 8) + 0.5 ** (16 / 8),
+            0.5 ** (28 / 8) + 0.5 ** (12 / 8),
+            0.5 ** (20 / 8) + 0.5 ** (4 / 8),
+        ]
+    )
+    strongest = levels(bars, "1d", window=3, half_life=8, max_per_side=1)
+    assert strongest["price"].tolist() == [101.5, 130.25]
+
+
+def test_only_swings_inside_the_lookback_count() -> None:
+    # The last 20 bars (13..32) hold one swing high at each of 120.5 and 130.5 (one touch:
+    # no level) and the lows 102 and 103, one level.
+    found = levels(zigzag(RECENCY_POINTS), "1d", window=3, lookback=20)
+    assert found[["price", "kind", "touches"]].values.tolist() == [[102.5, "support", 2]]
+
+
+def test_at_most_three_levels_a_side() -> None:
+    table = pd.DataFrame(
+        {
+            "price": [90.0, 95.0, 97.0, 98.0, 99.0, 101.0, 102.0],
+            "kind": ["support"] * 5 + ["resistance"] * 2,
+            "strength": [5.0, 1.0, 3.0, 1.0, 4.0, 0.5, 2.0],
+            "distance_pct": [-0.1, -0.05, -0.03, -0.02, -0.01, 0.01, 0.02],
+        }
+    )
+    kept = strongest_per_side(table, 3)
+    assert kept["price"].tolist() == [90.0, 97.0, 99.0, 101.0, 102.0]
+    # equal strength: the nearer one
+    assert strongest_per_side(table, 4)["price"].tolist() == [90.0, 97.0, 98.0, 99.0, 101.0, 102.0]
+
+
+def test_volume_profile_spreads_each_bar_over_its_range() -> None:
+    bars = pd.DataFrame(
+        {
+            "open_time": pd.to_datetime(["2024-01-01 00:00", "2024-01-01 01:00"]),
+            "high": [104.0, 101.5],
+            "low": [100.0, 101.5],
+            "close": [103.0, 101.5],
+            "volume": [8.0, 3.0],
+            "taker_base_vol": [4.0, 3.0],
+        }
+    )
+    profile = volume_profile(bars, pd.Timedelta(hours=1), bins=4)
+    assert profile["bin_low"].tolist() == [100.0, 101.0, 102.0, 103.0]
+    # 8 spread as 2 a bin over 100..104; 3 with no range, all in 101..102
+    assert profile["volume"].tolist() == [2.0, 5.0, 2.0, 2.0]
+    assert profile["taker_buy_volume"].tolist() == [1.0, 4.0, 1.0, 1.0]
+    assert profile["is_poc"].tolist() == [False, True, False, False]
+    # 70% of 11 is 7.7: POC 5, the tie goes below (2) -> 7, then above (2) -> 9
+    assert profile["in_value_area"].tolist() == [True, True, True, False]
+    assert profile["window_start"].iloc[0] == pd.Timestamp("2024-01-01 00:00")
+    assert profile["window_end"].iloc[0] == pd.Timestamp("2024-01-01 02:00")

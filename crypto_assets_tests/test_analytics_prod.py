@@ -1,8 +1,9 @@
 """The analytics in prod: Snowflake (fakesnow) with the tables sql/ creates, and charts in the
 artifacts zone on S3 (moto) - the same assets as locally, only the resources differ.
 
-The backtest tables stay out: fakesnow's write_pandas creates tables with unquoted column names
-(ignoring quote_identifiers), and DuckDB rejects the column "END"; Snowflake takes it quoted.
+The backtests stay out to keep the test short. They run here too (their staging tables are
+created LIKE sql/05's, so the quoted "END" column survives fakesnow's write_pandas), and
+test_atomic_tables.py covers their swap on fakesnow.
 """
 
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from crypto_assets.analytics.backtest_assets import btcusdt_backtests
 from crypto_assets.analytics.definitions import ANALYTICS_ASSETS
 from crypto_assets.resources import prod_resources
 from crypto_assets_tests.analytics_data import materialize_analytics
+from crypto_assets_tests.fakesnow_swap import emulate_swap
 from crypto_assets_tests.lineage import materialize_days
 from crypto_assets_tests.prod_stack import SQL_DIR, TRANSFORMED_BUCKET, s3_client
 
@@ -32,7 +34,8 @@ def create_tables() -> list[str]:
 
 
 @pytest.fixture
-def fake_snowflake() -> Iterator[None]:
+def fake_snowflake(monkeypatch) -> Iterator[None]:
+    emulate_swap(monkeypatch)
     with fakesnow.patch(
         extra_targets=["dagster_snowflake_pandas.snowflake_pandas_type_handler.write_pandas"]
     ):

@@ -134,13 +134,14 @@ CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_LEVELS (
     PRICE        FLOAT         COMMENT 'Level price (mean of its swing prices)',
     KIND         VARCHAR       COMMENT 'support or resistance (below / above the last close)',
     TIMEFRAME    VARCHAR       COMMENT '1d or 4h',
-    TOUCHES      NUMBER(38, 0) COMMENT 'Swing points in the cluster',
+    TOUCHES      NUMBER(38, 0) COMMENT 'Swing points in the cluster (a flat top is one)',
+    STRENGTH     FLOAT         COMMENT 'Sum of the swings'' recency weights',
     FIRST_TOUCH  TIMESTAMP_NTZ COMMENT 'First swing',
     LAST_TOUCH   TIMESTAMP_NTZ COMMENT 'Last swing',
     LAST_CLOSE   FLOAT         COMMENT 'Close of the newest complete bar',
     DISTANCE_PCT FLOAT         COMMENT 'PRICE / LAST_CLOSE - 1'
 )
-COMMENT = 'Support and resistance from clustered swing highs/lows of the 1d and 4h bars.';
+COMMENT = 'Support and resistance from recency-weighted swing highs/lows of the 1d and 4h bars.';
 
 CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_VOLUME_PROFILE (
     BIN_LOW           FLOAT         COMMENT 'Bin low',
@@ -152,7 +153,7 @@ CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_VOLUME_PROFILE (
     IS_POC            BOOLEAN       COMMENT 'The point of control',
     IN_VALUE_AREA     BOOLEAN       COMMENT 'Inside the 70% value area',
     WINDOW_START      TIMESTAMP_NTZ COMMENT 'First 1h bar of the window',
-    WINDOW_END        TIMESTAMP_NTZ COMMENT 'Last 1h bar of the window'
+    WINDOW_END        TIMESTAMP_NTZ COMMENT 'Close time of the last 1h bar of the window'
 )
 COMMENT = 'Volume by price over the last 90 days of 1h bars, with the POC and the 70% value area.';
 
@@ -203,3 +204,18 @@ CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_EQUITY (
     DRAWDOWN  FLOAT         COMMENT 'EQUITY / running peak - 1 (<= 0)'
 )
 COMMENT = 'Daily equity and drawdown of the selected parameter sets, per sample.';
+
+-- Whole-table outputs are replaced by swapping in a staging table the pipeline
+-- has just written (ALTER TABLE ... SWAP WITH, see warehouse_snowflake.py),
+-- and a SWAP needs OWNERSHIP of both tables: the pipeline owns these. The
+-- staging table is created LIKE the table, COPY GRANTS, so the dashboard's
+-- SELECT (06_read_only_role.sql) survives every swap, and SYSADMIN still
+-- manages them through the role hierarchy.
+
+GRANT OWNERSHIP ON TABLE CRYPTODB.CRYPTOSCHEMA.BTCUSDT_INDICATORS_1H TO ROLE CRYPTO_PIPELINE COPY CURRENT GRANTS;
+GRANT OWNERSHIP ON TABLE CRYPTODB.CRYPTOSCHEMA.BTCUSDT_INDICATORS_1D TO ROLE CRYPTO_PIPELINE COPY CURRENT GRANTS;
+GRANT OWNERSHIP ON TABLE CRYPTODB.CRYPTOSCHEMA.BTCUSDT_LEVELS TO ROLE CRYPTO_PIPELINE COPY CURRENT GRANTS;
+GRANT OWNERSHIP ON TABLE CRYPTODB.CRYPTOSCHEMA.BTCUSDT_VOLUME_PROFILE TO ROLE CRYPTO_PIPELINE COPY CURRENT GRANTS;
+GRANT OWNERSHIP ON TABLE CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS TO ROLE CRYPTO_PIPELINE COPY CURRENT GRANTS;
+GRANT OWNERSHIP ON TABLE CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_TRADES TO ROLE CRYPTO_PIPELINE COPY CURRENT GRANTS;
+GRANT OWNERSHIP ON TABLE CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_EQUITY TO ROLE CRYPTO_PIPELINE COPY CURRENT GRANTS;

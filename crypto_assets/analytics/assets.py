@@ -6,6 +6,7 @@ warehouse (DELETE + INSERT ... SELECT), never pulling candles into Python. Indic
 complete bars of the whole history (tens of thousands of rows at most) and use TA-Lib.
 """
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -16,7 +17,7 @@ from crypto_assets.klines.assets import snowflake_btcusdt
 from crypto_assets.klines.partitions import daily_partitions
 from crypto_assets.settings import KLINES
 from crypto_assets.sources.binance_rest import INTERVAL_MS
-from crypto_assets.storage.warehouse import TABLE_METADATA_KEY, WarehouseResource
+from crypto_assets.storage.warehouse import WarehouseResource
 
 ANALYTICS_GROUP = "analytics"
 TODAY_BARS_EVERY = "*/15 * * * *"
@@ -64,6 +65,22 @@ def bars_table(timeframe: str) -> str:
 
 def indicators_table(timeframe: str) -> str:
     return f"{KLINES.table}_indicators_{timeframe}"
+
+
+def replace_whole_tables(
+    warehouse: WarehouseResource, tables: Mapping[str, pd.DataFrame]
+) -> dict[str, dict[str, object]]:
+    """Writes outputs that are replaced whole (indicators, levels, profile, backtests) through
+    ``warehouse.replace_tables``, so readers never see them empty or mixed; returns each table's
+    materialization metadata: its name and rows."""
+    warehouse.replace_tables(tables)
+    return {
+        table: {
+            "dagster/table_name": warehouse.qualified_table(table),
+            "dagster/row_count": len(frame),
+        }
+        for table, frame in tables.items()
+    }
 
 
 def _naive_utc(moment: datetime) -> datetime:
@@ -121,26 +138,25 @@ def _indicators_asset(timeframe: str, periods_per_year: int) -> dg.AssetsDefinit
     @dg.asset(
         name=indicators_table(timeframe),
         deps=[btcusdt_bars],
-        io_manager_key="warehouse_io_manager",
         group_name=ANALYTICS_GROUP,
         kinds={"pandas"},
         automation_condition=HEAVY_REFRESH,
         metadata={
-            TABLE_METADATA_KEY: indicators_table(timeframe),
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(name) for name in indicators.INDICATOR_COLUMNS]
             ),
         },
         description=f"TA-Lib indicators on every complete {timeframe} bar of the history.",
     )
-    def indicators_asset(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+    def indicators_asset(warehouse: WarehouseResource) -> dg.MaterializeResult:
         frame = warehouse.query_frame(
             bars.complete_bars_sql(warehouse.qualified_table(bars_table(timeframe)))
         )
         table = indicators.indicators(frame, periods_per_year)
-        return dg.Output(
-            table,
+        name = indicators_table(timeframe)
+        return dg.MaterializeResult(
             metadata={
+                **replace_whole_tables(warehouse, {name: table})[name],
                 "rows": len(table),
                 f"last_{timeframe}_bars": dg.MetadataValue.md(indicators.summary_markdown(table)),
                 **indicators.latest_values(table),

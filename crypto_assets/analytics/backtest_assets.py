@@ -5,7 +5,12 @@ import dagster as dg
 import pandas as pd
 
 from crypto_assets.analytics import bars
-from crypto_assets.analytics.assets import ANALYTICS_GROUP, HEAVY_REFRESH, btcusdt_bars
+from crypto_assets.analytics.assets import (
+    ANALYTICS_GROUP,
+    HEAVY_REFRESH,
+    btcusdt_bars,
+    replace_whole_tables,
+)
 from crypto_assets.analytics.backtest import (
     DEFAULT_FEE_BPS,
     DEFAULT_SLIPPAGE_BPS,
@@ -18,7 +23,7 @@ from crypto_assets.analytics.strategies import BACKTEST_COLUMNS, grid_results
 from crypto_assets.analytics.structure_assets import png_markdown
 from crypto_assets.settings import KLINES
 from crypto_assets.storage.artifacts import ArtifactsWriter
-from crypto_assets.storage.warehouse import TABLE_METADATA_KEY, WarehouseResource
+from crypto_assets.storage.warehouse import WarehouseResource
 
 BACKTEST_TIMEFRAMES = ("1d", "1h")
 KEYS = ("strategy", "params", "timeframe", "sample")
@@ -33,12 +38,10 @@ class BacktestConfig(dg.Config):
 def _out(table: str, columns: tuple[str, ...], description: str) -> dg.AssetOut:
     return dg.AssetOut(
         key=dg.AssetKey(table),
-        io_manager_key="warehouse_io_manager",
         group_name=ANALYTICS_GROUP,
         kinds={"pandas"},
         automation_condition=HEAVY_REFRESH,
         metadata={
-            TABLE_METADATA_KEY: table,
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(name) for name in columns]
             ),
@@ -116,9 +119,18 @@ def btcusdt_backtests(
         metadata["equity_chart_path"] = dg.MetadataValue.path(
             artifacts.write(f"charts/{KLINES.table}_equity.png", png)
         )
-    yield dg.Output(backtests, output_name=BACKTESTS, metadata=metadata)
-    yield dg.Output(_concat(trades, (*KEYS, *TRADE_COLUMNS)), output_name=TRADES, metadata={})
-    yield dg.Output(_concat(equity, EQUITY_COLUMNS), output_name=EQUITY, metadata={})
+    # The three tables in one replace: never new backtests beside old trades or equity.
+    written = replace_whole_tables(
+        warehouse,
+        {
+            BACKTESTS: backtests,
+            TRADES: _concat(trades, (*KEYS, *TRADE_COLUMNS)),
+            EQUITY: _concat(equity, EQUITY_COLUMNS),
+        },
+    )
+    yield dg.MaterializeResult(asset_key=BACKTESTS, metadata={**written[BACKTESTS], **metadata})
+    yield dg.MaterializeResult(asset_key=TRADES, metadata=written[TRADES])
+    yield dg.MaterializeResult(asset_key=EQUITY, metadata=written[EQUITY])
 
 
 def _empty(columns: tuple[str, ...]) -> pd.DataFrame:

@@ -16,9 +16,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from crypto_assets.analytics.structure import label_positions
+
 DPI = 100
 UP, DOWN = "#26a69a", "#ef5350"
 MAX_LEVELS = 6
+LABEL_GAP = 0.04
+"""Least distance between level labels, as a share of the price axis: a 7 pt label is about
+13 px of the price panel's 380 px."""
 
 
 def _png(figure: Figure) -> bytes:
@@ -80,18 +85,21 @@ def candlestick_chart(
     in_view = levels[(levels["price"] >= low) & (levels["price"] <= high)]
     last_close = frame["close"].iloc[-1]
     distance = (in_view["price"] / last_close - 1).abs()
-    nearest = in_view.loc[distance.sort_values().index[:MAX_LEVELS]]
-    for level in nearest.itertuples():
+    nearest = in_view.loc[distance.sort_values().index[:MAX_LEVELS]].sort_values("price")
+    axis = price.get_ylim()
+    heights = label_positions(nearest["price"].tolist(), *axis, LABEL_GAP)
+    for level, height in zip(nearest.itertuples(), heights, strict=True):
         color = UP if level.kind == "support" else DOWN
         price.axhline(level.price, color=color, linestyle="--", linewidth=0.8, alpha=0.8)
         price.annotate(
             f"{level.kind} {level.price:,.0f} x{level.touches}",
-            (times[0], level.price),
+            (times[0], height),
             fontsize=7,
             color=color,
-            va="bottom",
+            va="center",
             bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 1},
         )
+    price.set_ylim(axis)
     price.set_title(title)
     price.set_ylabel("price (USDT)")
     if price.get_legend_handles_labels()[0]:  # no overlay without indicators

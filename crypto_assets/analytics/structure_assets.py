@@ -2,6 +2,8 @@
 candlestick PNGs attached to their materialization and written to the artifacts zone."""
 
 import base64
+from dataclasses import dataclass
+from datetime import timedelta
 
 import dagster as dg
 import pandas as pd
@@ -16,13 +18,30 @@ from crypto_assets.analytics.assets import (
     btcusdt_indicators_1d,
     btcusdt_indicators_1h,
     indicators_table,
+    replace_whole_tables,
 )
 from crypto_assets.settings import KLINES
 from crypto_assets.storage.artifacts import ArtifactsWriter
-from crypto_assets.storage.warehouse import TABLE_METADATA_KEY, WarehouseResource
+from crypto_assets.storage.warehouse import WarehouseResource
 
-LEVEL_TIMEFRAMES = {"1d": 3, "4h": 5}
-"""Timeframe -> bars on each side of a swing point."""
+
+@dataclass(frozen=True)
+class LevelRule:
+    """How one timeframe's levels are found: ``window`` bars on each side of a swing, swings of
+    the last ``lookback_days`` only, each weighing half as much every ``half_life_days``."""
+
+    window: int
+    lookback_days: int
+    half_life_days: int
+
+    def bars_per_day(self, timeframe: str) -> int:
+        return timedelta(days=1) // bars.TIMEFRAMES[timeframe]
+
+
+LEVEL_RULES = {
+    "1d": LevelRule(window=3, lookback_days=365, half_life_days=90),
+    "4h": LevelRule(window=5, lookback_days=90, half_life_days=30),
+}
 PROFILE_DAYS = 90
 CHART_DAILY_BARS = 180
 CHART_HOURLY_DAYS = 7
@@ -40,32 +59,42 @@ def _table_schema(columns: tuple[str, ...]) -> dg.TableSchema:
 @dg.asset(
     name=f"{KLINES.table}_levels",
     deps=[btcusdt_bars],
-    io_manager_key="warehouse_io_manager",
     group_name=ANALYTICS_GROUP,
     kinds={"pandas"},
     automation_condition=HEAVY_REFRESH,
     metadata={
-        TABLE_METADATA_KEY: f"{KLINES.table}_levels",
         "dagster/column_schema": _table_schema(structure.LEVEL_COLUMNS),
     },
-    description="Support and resistance from clustered swing highs/lows of the 1d and 4h bars.",
+    description="Support and resistance from clustered, recency-weighted swing highs/lows of the"
+    " last year of 1d bars and the last 90 days of 4h bars: the 3 strongest on each side of"
+    " the price, per timeframe.",
 )
-def btcusdt_levels(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+def btcusdt_levels(warehouse: WarehouseResource) -> dg.MaterializeResult:
     found = [
         structure.levels(
             warehouse.query_frame(
-                bars.complete_bars_sql(warehouse.qualified_table(bars_table(tf)))
+                bars.complete_bars_sql(
+                    warehouse.qualified_table(bars_table(timeframe)), rule.lookback_days
+                )
             ),
-            tf,
-            window=window,
+            timeframe,
+            window=rule.window,
+            lookback=rule.lookback_days * rule.bars_per_day(timeframe),
+            half_life=rule.half_life_days * rule.bars_per_day(timeframe),
         )
-        for tf, window in LEVEL_TIMEFRAMES.items()
+        for timeframe, rule in LEVEL_RULES.items()
     ]
-    table = pd.concat(found, ignore_index=True).sort_values(["timeframe", "price"])
+    found = [frame for frame in found if not frame.empty]
+    table = (
+        pd.concat(found, ignore_index=True).sort_values(["timeframe", "price"])
+        if found
+        else pd.DataFrame(columns=list(structure.LEVEL_COLUMNS))
+    )
     nearest = table.loc[table["distance_pct"].abs().idxmin()] if len(table) else None
-    return dg.Output(
-        table.reset_index(drop=True),
+    name = f"{KLINES.table}_levels"
+    return dg.MaterializeResult(
         metadata={
+            **replace_whole_tables(warehouse, {name: table.reset_index(drop=True)})[name],
             "levels": len(table),
             **(
                 {
@@ -82,27 +111,27 @@ def btcusdt_levels(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
 @dg.asset(
     name=f"{KLINES.table}_volume_profile",
     deps=[btcusdt_bars],
-    io_manager_key="warehouse_io_manager",
     group_name=ANALYTICS_GROUP,
     kinds={"pandas"},
     automation_condition=HEAVY_REFRESH,
     metadata={
-        TABLE_METADATA_KEY: f"{KLINES.table}_volume_profile",
         "dagster/column_schema": _table_schema(structure.PROFILE_COLUMNS),
     },
-    description=f"Volume by price over the last {PROFILE_DAYS} days of 1h bars, with taker"
+    description=f"Volume by price over the last {PROFILE_DAYS} days of 1h bars (each bar's volume"
+    " spread over its high-low range), with taker"
     " buy/sell volume, the point of control and the 70% value area.",
 )
-def btcusdt_volume_profile(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+def btcusdt_volume_profile(warehouse: WarehouseResource) -> dg.MaterializeResult:
     hourly = warehouse.query_frame(
         bars.complete_bars_sql(warehouse.qualified_table(bars_table("1h")), PROFILE_DAYS)
     )
-    profile = structure.volume_profile(hourly)
+    profile = structure.volume_profile(hourly, pd.Timedelta(bars.TIMEFRAMES["1h"]))
     poc = profile[profile["is_poc"]]
     area = profile[profile["in_value_area"]]
-    return dg.Output(
-        profile,
+    name = f"{KLINES.table}_volume_profile"
+    return dg.MaterializeResult(
         metadata={
+            **replace_whole_tables(warehouse, {name: profile})[name],
             "bins": len(profile),
             **(
                 {

@@ -23,7 +23,13 @@ from crypto_assets.dashboard.health import (
     freshness,
     health_window,
 )
-from crypto_assets.dashboard.queries import TIMEFRAME_MINUTES, MarketQueries, MarketView, Quote
+from crypto_assets.dashboard.queries import (
+    TIMEFRAME_MINUTES,
+    MarketQueries,
+    MarketView,
+    Quote,
+    offered_timeframes,
+)
 from crypto_assets.settings import KLINES, local_home
 from crypto_assets.sources.binance_rest import INTERVAL_MS
 
@@ -157,7 +163,7 @@ def market_tab(controls: dict[str, Any]) -> MarketView | None:
             view.candles,
             view.indicators,
             controls["overlays"],
-            view.levels,
+            figures.chart_levels(view.levels, view.plan.timeframe),
             view.volume_profile,
             controls["pressure"],
         ),
@@ -260,7 +266,10 @@ def health_tab() -> None:
 
 def sidebar() -> dict[str, Any]:
     st.sidebar.title(f"{KLINES.symbol} market")
-    timeframe = st.sidebar.selectbox("Timeframe", list(TIMEFRAME_MINUTES), index=1)
+    offered = offered_timeframes(BASE_MINUTES)
+    timeframe = st.sidebar.selectbox(
+        "Timeframe", offered, index=offered.index("15m") if "15m" in offered else 0
+    )
     range_name = st.sidebar.selectbox("Range", list(RANGES), index=1)
     custom = None
     if range_name == "Custom dates":

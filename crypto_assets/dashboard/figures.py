@@ -8,6 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from crypto_assets.analytics.structure import label_positions
+
 UP, DOWN = "#26a69a", "#ef5350"
 OVERLAYS = {
     "SMA 20": ("sma_20",),
@@ -19,6 +21,13 @@ OVERLAYS = {
 }
 PRESSURE = ("Taker buy ratio", "Net taker volume")
 
+
+PRICE_PAD = 0.05
+"""Space above the highest high and below the lowest low, as a share of their span."""
+LABEL_FONT_SIZE = 11
+LABEL_GAP = 0.045
+"""Least distance between two level labels, as a share of the price axis: the price panel is
+about 370 px of the 900 px figure, and an 11 px label needs about 16 px."""
 
 MAX_BARS = 2000
 """Above this many candles, volume panels are one filled step line instead of a bar each: the
@@ -93,18 +102,30 @@ def market_figure(
                     row=1,
                     col=1,
                 )
-    if levels is not None and not levels.empty and not candles.empty:
-        low, high = candles["low"].min(), candles["high"].max()
-        margin = (high - low) * 0.1
-        visible = levels[(levels["price"] >= low - margin) & (levels["price"] <= high + margin)]
-        for level in visible.itertuples():
+    axis = price_axis_range(candles) if not candles.empty else None
+    if axis is not None and levels is not None and not levels.empty:
+        visible = levels[levels["price"].between(*axis)].sort_values("price")
+        labels = label_positions(visible["price"].tolist(), *axis, LABEL_GAP)
+        for level, label_y in zip(visible.itertuples(), labels, strict=True):
+            color = UP if level.kind == "support" else DOWN
             figure.add_hline(
                 y=level.price,
-                line={"color": UP if level.kind == "support" else DOWN, "width": 1, "dash": "dash"},
-                annotation_text=f"{level.kind} {level.price:,.0f} ({level.timeframe})",
-                annotation_position="top left",
+                line={"color": color, "width": 1, "dash": "dash"},
                 row=1,
                 col=1,
+            )
+            figure.add_annotation(
+                name="level",
+                text=f"{level.kind} {level.price:,.0f} ({level.timeframe})",
+                x=0.005,
+                xref="x domain",
+                y=label_y,
+                yref="y",
+                xanchor="left",
+                yanchor="middle",
+                showarrow=False,
+                font={"size": LABEL_FONT_SIZE, "color": color},
+                bgcolor="rgba(255, 255, 255, 0.75)",
             )
     if volume_profile is not None and not volume_profile.empty:
         figure.add_trace(
@@ -172,7 +193,31 @@ def market_figure(
         bargap=0,
     )
     figure.update_xaxes(rangeslider_visible=False)
+    if axis is not None:
+        # Shared with the profile beside it: a 90-day profile never widens the candles' axis.
+        figure.update_yaxes(range=list(axis), autorange=False, row=1, col=1)
     return figure
+
+
+def price_axis_range(candles: pd.DataFrame, pad: float = PRICE_PAD) -> tuple[float, float]:
+    """The price axis: the visible candles' lowest low to highest high, ``pad`` of that span
+    added on each side (half a percent of the price when the candles are flat)."""
+    low, high = float(candles["low"].min()), float(candles["high"].max())
+    margin = (high - low) * pad or abs(high) * 0.005 or 1.0
+    return low - margin, high + margin
+
+
+def chart_levels(levels: pd.DataFrame | None, timeframe: str) -> pd.DataFrame | None:
+    """The levels of one timeframe for a chart: the 1d ones on daily candles, the 4h ones on
+    finer candles (the other when those are missing), so at most 3 show on each side."""
+    if levels is None or levels.empty:
+        return levels
+    preferred = ("1d", "4h") if timeframe == "1d" else ("4h", "1d")
+    for level_timeframe in preferred:
+        chosen = levels[levels["timeframe"] == level_timeframe]
+        if not chosen.empty:
+            return chosen
+    return levels.iloc[0:0]
 
 
 def trades_figure(candles: pd.DataFrame, trades: pd.DataFrame) -> go.Figure:

@@ -24,6 +24,24 @@ MAX_CANDLES = 10_080
 CANDLE_COLUMNS = "open, high, low, close, volume, taker_base_vol, num_trades"
 
 
+def offered_timeframes(base_minutes: int) -> list[str]:
+    """The timeframes the page offers over candles of ``base_minutes``: whole multiples of the
+    stored interval only, so a 1h warehouse never shows 1h candles labelled 15m."""
+    return [
+        timeframe
+        for timeframe, minutes in TIMEFRAME_MINUTES.items()
+        if minutes >= base_minutes and minutes % base_minutes == 0
+    ]
+
+
+def drawable_timeframe(timeframe: str, base_minutes: int) -> str:
+    """``timeframe`` if the stored candles can make it, else the finest offered one above it
+    (a 1h backtest's trades over 4h candles are drawn on 4h candles, labelled so)."""
+    offered = offered_timeframes(base_minutes)
+    minutes = TIMEFRAME_MINUTES.get(timeframe, TIMEFRAME_MINUTES["1d"])
+    return next((name for name in offered if TIMEFRAME_MINUTES[name] >= minutes), offered[-1])
+
+
 def table_names(symbol_table: str) -> dict[str, str]:
     """The contract's table names for one symbol (e.g. btcusdt -> btcusdt_indicators_1h)."""
     names = {"base": symbol_table}
@@ -137,8 +155,13 @@ class MarketQueries:
     def plan(self, timeframe: str, start: datetime, end: datetime, tables: set[str]) -> CandlePlan:
         """The finest timeframe at or above the one asked that keeps the range under
         MAX_CANDLES, read from a bar table when there is one."""
+        order = offered_timeframes(self.base_minutes)
+        if timeframe not in order:
+            raise ValueError(
+                f"{timeframe} candles cannot be drawn from {self.base_minutes}-minute candles;"
+                f" offered: {', '.join(order)}"
+            )
         span_minutes = max((end - start).total_seconds() / 60, 1)
-        order = list(TIMEFRAME_MINUTES)
         chosen = timeframe
         for candidate in order[order.index(timeframe) :]:
             chosen = candidate
@@ -257,7 +280,7 @@ class MarketQueries:
         """Candles for the strategy chart, coarsened like the market chart."""
         with self.warehouse.session() as session:
             tables = self.tables(session)
-            plan = self.plan(timeframe, start, end, tables)
+            plan = self.plan(drawable_timeframe(timeframe, self.base_minutes), start, end, tables)
             return _typed(self.candles(session, plan, start, end))
 
     def read_daily_counts(self, days: int) -> tuple[Quote | None, pd.DataFrame]:

@@ -151,6 +151,14 @@ class WarehouseResource(dg.ConfigurableResource, ABC):
         """'duckdb' or 'snowflake', for the few expressions the two spell differently."""
 
     @abstractmethod
+    def replace_tables(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        """Replaces every named table with its frame's rows, whatever columns the frame has, so
+        that a reader sees all the old tables or all the new ones: never an empty table, never a
+        new table beside an old one of the same set (backtests, their trades and equity).
+
+        A failure anywhere leaves every table as it was."""
+
+    @abstractmethod
     def execute(self, setup: Sequence[str], transaction: Sequence[str]) -> None:
         """Runs ``setup`` (e.g. CREATE TABLE IF NOT EXISTS) one by one, then ``transaction`` in
         one transaction, rolled back whole if any statement fails: SQL that writes inside the

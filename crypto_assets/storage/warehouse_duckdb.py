@@ -2,7 +2,7 @@
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -225,6 +225,26 @@ class DuckDBWarehouse(WarehouseResource):
     @property
     def dialect(self) -> str:
         return "duckdb"
+
+    def replace_tables(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        """CREATE OR REPLACE TABLE ... AS SELECT for every table, all in one transaction:
+        DuckDB's catalog is transactional, so readers keep the old tables until the commit, and
+        a new column (or a dropped one) comes with the new rows."""
+        targets = {table: self.qualified_table(table) for table in tables}
+        with self.duckdb.get_connection() as connection:
+            connection.execute(f"create schema if not exists {self.schema_name}")
+            connection.begin()
+            try:
+                for table, frame in tables.items():
+                    connection.register("replacement", frame)
+                    connection.execute(
+                        f"create or replace table {targets[table]} as select * from replacement"
+                    )
+                    connection.unregister("replacement")
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
 
     def execute(self, setup: Sequence[str], transaction: Sequence[str]) -> None:
         with self.duckdb.get_connection() as connection:

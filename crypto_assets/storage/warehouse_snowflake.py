@@ -5,7 +5,7 @@ Kept apart from warehouse_duckdb.py so local runs never import the Snowflake con
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from typing import Any
 
@@ -88,6 +88,28 @@ class _SnowflakeDayFramesHandler(DayFramesHandler):
         return rows
 
 
+SNOWFLAKE_TYPES = {
+    "f": "FLOAT",
+    "i": "NUMBER(38, 0)",
+    "u": "NUMBER(38, 0)",
+    "b": "BOOLEAN",
+    "M": "TIMESTAMP_NTZ",
+}
+"""numpy dtype kind -> Snowflake column type; anything else (text) is VARCHAR."""
+
+
+def add_column_statements(table: str, frame: pd.DataFrame, existing: set[str]) -> list[str]:
+    """ALTER TABLE ... ADD COLUMN for each column of the frame the table lacks, typed from the
+    frame (timestamps TIMESTAMP_NTZ, text VARCHAR), so a new output column reaches prod."""
+    statements = []
+    for column, dtype in frame.dtypes.items():
+        if str(column).upper() in existing:
+            continue
+        kind = SNOWFLAKE_TYPES.get(dtype.kind, "VARCHAR")
+        statements.append(f'ALTER TABLE {table} ADD COLUMN "{str(column).upper()}" {kind}')
+    return statements
+
+
 class SnowflakeWarehouseIOManager(SnowflakePandasIOManager):
     """The prod warehouse: Snowflake, into the table the sql/ scripts create."""
 
@@ -117,6 +139,69 @@ class SnowflakeWarehouse(WarehouseResource):
     @property
     def dialect(self) -> str:
         return "snowflake"
+
+    def replace_tables(self, tables: Mapping[str, pd.DataFrame]) -> None:
+        """Each frame goes into a staging table first (``LIKE`` the table, with its grants and
+        any new column added), then one transaction swaps every staging table with its table.
+
+        Snowflake runs each DDL statement, SWAP included, as a transaction of its own, so each
+        table changes atomically and the tables of a set change back to back (a SWAP is a
+        rename in the catalog), never with one left half written or empty."""
+        schema = self.schema_name.upper()
+        staged: dict[str, tuple[str, bool]] = {}
+        with self.snowflake.get_connection() as connection, closing(connection.cursor()) as cursor:
+            try:
+                for table, frame in tables.items():
+                    self.qualified_table(table)  # refuses anything but plain identifiers
+                    name = table.upper()
+                    columns = self._columns(cursor, name)
+                    exists = bool(columns)
+                    if frame.empty and not exists:
+                        continue
+                    staging = f"{name}_SWAP_{uuid.uuid4().hex[:8].upper()}"
+                    staged[name] = (staging, exists)
+                    upper = frame.rename(columns=str.upper)
+                    if exists:
+                        cursor.execute(
+                            f"CREATE TABLE {schema}.{staging} LIKE {schema}.{name} COPY GRANTS"
+                        )
+                        for statement in add_column_statements(
+                            f"{schema}.{staging}", upper, columns
+                        ):
+                            cursor.execute(statement)
+                    if not upper.empty:
+                        pandas_tools.write_pandas(
+                            conn=connection,
+                            df=upper,
+                            table_name=staging,
+                            schema=schema,
+                            quote_identifiers=True,
+                            use_logical_type=True,
+                            auto_create_table=not exists,
+                        )
+                cursor.execute("BEGIN")
+                try:
+                    for name, (staging, exists) in staged.items():
+                        cursor.execute(
+                            f"ALTER TABLE {schema}.{name} SWAP WITH {schema}.{staging}"
+                            if exists
+                            else f"ALTER TABLE {schema}.{staging} RENAME TO {schema}.{name}"
+                        )
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+            finally:
+                for staging, _ in staged.values():
+                    cursor.execute(f"DROP TABLE IF EXISTS {schema}.{staging}")
+
+    def _columns(self, cursor: Any, table: str) -> set[str]:
+        """The table's column names, upper-case; none when it does not exist."""
+        rows = cursor.execute(
+            "select column_name from information_schema.columns"
+            f" where table_schema = '{self.schema_name.upper()}' and table_name = '{table}'"
+        ).fetchall()
+        return {row[0].upper() for row in rows}
 
     def execute(self, setup: Sequence[str], transaction: Sequence[str]) -> None:
         with self.snowflake.get_connection() as connection, closing(connection.cursor()) as cursor:
