@@ -1,0 +1,43 @@
+"""The review's "secrets and inputs" findings: what reaches a log, and what the settings accept."""
+
+import logging
+import socket
+
+import pytest
+
+from crypto_assets.automation.alerts import Alert, AlertNotifier
+from crypto_assets_tests.webhook_receiver import WebhookReceiver
+
+WEBHOOK_TOKEN = "T0KEN-9f3c-webhook-secret"
+ALERT = Alert("run_failed", "snowflake_btcusdt", "2024-01-02", "", "ERROR", "run-1", "boom")
+
+
+def dead_port() -> int:
+    """A loopback port nothing listens on (bound once, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.faults
+def test_a_webhook_on_a_dead_port_is_logged_without_its_token(caplog):
+    url = f"http://127.0.0.1:{dead_port()}/hooks/{WEBHOOK_TOKEN}?sig={WEBHOOK_TOKEN}-sig"
+    notifier = AlertNotifier(webhook_url=url, attempts=2, retry_delay_seconds=0.01)
+    with caplog.at_level(logging.WARNING):
+        delivered = notifier.send(ALERT, logging.getLogger("crypto_assets.test_secrets"))
+    assert delivered == {"log": True, "webhook": False}
+    assert "Alert not delivered to webhook after 2 attempts: ConnectionError:" in caplog.text
+    assert "[redacted]" in caplog.text
+    assert WEBHOOK_TOKEN not in caplog.text
+
+
+@pytest.mark.faults
+def test_a_webhook_answering_500_is_logged_without_its_token(caplog):
+    with WebhookReceiver(fail_first=10) as receiver, caplog.at_level(logging.WARNING):
+        notifier = AlertNotifier(
+            webhook_url=f"{receiver.url}/{WEBHOOK_TOKEN}", attempts=1, retry_delay_seconds=0.01
+        )
+        notifier.send(ALERT, logging.getLogger("crypto_assets.test_secrets"))
+    assert receiver.attempts == 1
+    assert "HTTPError: 500 Server Error" in caplog.text
+    assert WEBHOOK_TOKEN not in caplog.text
