@@ -3,9 +3,12 @@
 import logging
 import socket
 
+import dagster as dg
 import pytest
 
 from crypto_assets.automation.alerts import Alert, AlertNotifier
+from crypto_assets.resources import prod_resources
+from crypto_assets_tests.prod_stack import TRANSFORMED_BUCKET, s3_client
 from crypto_assets_tests.webhook_receiver import WebhookReceiver
 
 WEBHOOK_TOKEN = "T0KEN-9f3c-webhook-secret"
@@ -41,3 +44,15 @@ def test_a_webhook_answering_500_is_logged_without_its_token(caplog):
     assert receiver.attempts == 1
     assert "HTTPError: 500 Server Error" in caplog.text
     assert WEBHOOK_TOKEN not in caplog.text
+
+
+def test_chart_artifacts_are_written_with_the_s3_sse_setting(prod_env):
+    artifacts = prod_resources({**prod_env, "CRYPTO_ASSETS_S3_SSE": "AES256"})["artifacts"]
+    with dg.build_resources({"artifacts": artifacts}) as resources:  # resolves the bucket EnvVar
+        where = resources.artifacts.write("charts/btcusdt_1d.png", b"\x89PNG chart")
+    assert where == f"s3://{TRANSFORMED_BUCKET}/artifacts/charts/btcusdt_1d.png"
+    head = s3_client(prod_env["AWS_ENDPOINT_URL_S3"]).head_object(
+        Bucket=TRANSFORMED_BUCKET, Key="artifacts/charts/btcusdt_1d.png"
+    )
+    assert head["ServerSideEncryption"] == "AES256"
+    assert head["ContentType"] == "image/png"
