@@ -1,13 +1,17 @@
 """The review's "secrets and inputs" findings: what reaches a log, and what the settings accept."""
 
 import logging
+import os
 import socket
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
 
 from crypto_assets.automation.alerts import Alert, AlertNotifier
 from crypto_assets.resources import prod_resources
+from crypto_assets.storage.warehouse_duckdb import connect_waiting_for_lock
 from crypto_assets_tests.prod_stack import TRANSFORMED_BUCKET, s3_client
 from crypto_assets_tests.webhook_receiver import WebhookReceiver
 
@@ -56,3 +60,34 @@ def test_chart_artifacts_are_written_with_the_s3_sse_setting(prod_env):
     )
     assert head["ServerSideEncryption"] == "AES256"
     assert head["ContentType"] == "image/png"
+
+
+LOCK_HOLDER = """
+import sys, duckdb
+connection = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.faults
+def test_a_locked_duckdb_file_names_the_holder_by_pid_and_program_not_its_command_line(tmp_path):
+    database = tmp_path / "cryptodb.duckdb"
+    secret = "--password=hunter2-on-the-command-line"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(database), secret],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(dg.Failure) as refused:
+            connect_waiting_for_lock(str(database), {}, wait_seconds=0.2)
+    finally:
+        holder.communicate("", timeout=30)
+    program = os.path.basename(os.path.realpath(sys.executable))
+    message = str(refused.value)
+    assert f"is held by process {holder.pid} ({program}) and stayed locked for 0.2s" in message
+    assert "hunter2" not in message
+    assert os.path.dirname(os.path.realpath(sys.executable)) not in message
