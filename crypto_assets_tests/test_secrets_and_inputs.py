@@ -9,6 +9,7 @@ import sys
 import dagster as dg
 import pytest
 
+from crypto_assets.analytics.backtest import Costs
 from crypto_assets.automation.alerts import Alert, AlertNotifier
 from crypto_assets.resources import prod_resources
 from crypto_assets.storage.warehouse_duckdb import connect_waiting_for_lock
@@ -91,3 +92,23 @@ def test_a_locked_duckdb_file_names_the_holder_by_pid_and_program_not_its_comman
     assert f"is held by process {holder.pid} ({program}) and stayed locked for 0.2s" in message
     assert "hunter2" not in message
     assert os.path.dirname(os.path.realpath(sys.executable)) not in message
+
+
+@pytest.mark.parametrize(
+    ("costs", "complaint"),
+    [
+        ({"fee_bps": -1.0}, "fee_bps=-1.0: expected basis points from 0 to 1000"),
+        ({"slippage_bps": float("nan")}, "slippage_bps=nan: expected basis points from 0 to 1000"),
+        ({"fee_bps": float("inf")}, "fee_bps=inf: expected basis points from 0 to 1000"),
+        ({"slippage_bps": 1000.5}, "slippage_bps=1000.5: expected basis points from 0 to 1000"),
+        ({"fee_bps": "10"}, "fee_bps='10': expected a number of basis points"),
+    ],
+)
+def test_backtest_costs_outside_0_to_1000_bps_are_refused_naming_the_field(costs, complaint):
+    with pytest.raises(ValueError) as refused:
+        Costs(**costs)
+    assert str(refused.value) == complaint + "."
+
+
+def test_backtest_costs_at_the_bounds_are_kept():
+    assert (Costs(fee_bps=0, slippage_bps=1000).fee, Costs(0, 1000).slippage) == (0.0, 0.1)
