@@ -12,6 +12,7 @@ import pytest
 from crypto_assets.analytics.backtest import Costs
 from crypto_assets.automation.alerts import Alert, AlertNotifier
 from crypto_assets.resources import prod_resources
+from crypto_assets.settings import SettingsError, env_int
 from crypto_assets.storage.warehouse_duckdb import connect_waiting_for_lock
 from crypto_assets_tests.prod_stack import TRANSFORMED_BUCKET, s3_client
 from crypto_assets_tests.webhook_receiver import WebhookReceiver
@@ -112,3 +113,23 @@ def test_backtest_costs_outside_0_to_1000_bps_are_refused_naming_the_field(costs
 
 def test_backtest_costs_at_the_bounds_are_kept():
     assert (Costs(fee_bps=0, slippage_bps=1000).fee, Costs(0, 1000).slippage) == (0.0, 0.1)
+
+
+REFRESH = "CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [(None, 30), ("", 30), (" 45 ", 45), ("1", 1), ("60", 60)]
+)
+def test_a_number_from_the_environment_is_read_within_its_bounds(text, expected):
+    environ = {} if text is None else {REFRESH: text}
+    assert env_int(REFRESH, 30, 1, 60, environ) == expected
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-5", "61", "2.5", "1e3"])
+def test_a_bad_number_from_the_environment_is_refused_naming_its_variable(text):
+    with pytest.raises(SettingsError) as refused:
+        env_int(REFRESH, 30, 1, 60, {REFRESH: text})
+    assert str(refused.value) == (
+        f"CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS={text!r}: expected a whole number from 1 to 60."
+    )

@@ -24,13 +24,11 @@ from crypto_assets.dashboard.health import (
     health_window,
 )
 from crypto_assets.dashboard.queries import TIMEFRAME_MINUTES, MarketQueries, MarketView, Quote
-from crypto_assets.settings import KLINES, local_home
+from crypto_assets.settings import KLINES, env_int, local_home, max_staleness
 from crypto_assets.sources.binance_rest import INTERVAL_MS
 
 T = TypeVar("T")
-REFRESH_SECONDS = max(
-    1, min(60, int(os.environ.get("CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS", "30")))
-)
+REFRESH_SECONDS = env_int("CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS", 30, minimum=1, maximum=60)
 BASE_MINUTES = INTERVAL_MS[KLINES.interval] // 60_000 or 1
 HEALTH_DAYS = 90
 RANGES = {
@@ -241,7 +239,7 @@ def health_tab() -> None:
     if quote is None:
         st.warning(f"The warehouse has no candles yet. {LOAD_HINT}")
         return
-    limit = timedelta(minutes=int(os.environ.get("CRYPTO_ASSETS_MAX_STALENESS_MINUTES", "1560")))
+    limit = max_staleness()
     st.metric("Newest candle", f"{quote.open_time:%Y-%m-%d %H:%M} UTC")
     st.write(f"Freshness of the newest candle: {freshness(quote.close_time, now, limit)}")
     window = health_window(quote.first_open_time, quote.open_time, now, HEALTH_DAYS)
