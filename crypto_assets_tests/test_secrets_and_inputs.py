@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -11,8 +12,13 @@ import pytest
 
 from crypto_assets.analytics.backtest import Costs
 from crypto_assets.automation.alerts import Alert, AlertNotifier
+from crypto_assets.dashboard.connection import snowflake_endpoint
+from crypto_assets.klines.resources import binance_archive_resource, binance_resource
 from crypto_assets.resources import prod_resources
 from crypto_assets.settings import SettingsError, env_int
+from crypto_assets.sources.binance_archive import BinanceArchiveClient
+from crypto_assets.sources.binance_rest import BinanceKlinesClient
+from crypto_assets.sources.urls import InsecureUrlError, require_secure_url
 from crypto_assets.storage.warehouse_duckdb import connect_waiting_for_lock
 from crypto_assets_tests.prod_stack import TRANSFORMED_BUCKET, s3_client
 from crypto_assets_tests.webhook_receiver import WebhookReceiver
@@ -133,3 +139,66 @@ def test_a_bad_number_from_the_environment_is_refused_naming_its_variable(text):
     assert str(refused.value) == (
         f"CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS={text!r}: expected a whole number from 1 to 60."
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.binance.com",
+        "https://data.binance.vision",
+        "http://127.0.0.1:9",
+        "http://127.8.9.10/mirror",
+        "http://localhost:8080",
+        "http://[::1]:8080",
+    ],
+)
+def test_https_or_loopback_http_urls_are_accepted(url):
+    assert require_secure_url(url, "BINANCE_BASE_URL") == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://api.binance.com", "http://10.0.0.5:8080", "http://127.0.0.1.nip.io", "http://[::2]"],
+)
+def test_plain_http_to_another_machine_is_refused_naming_the_setting(url):
+    with pytest.raises(InsecureUrlError) as refused:
+        require_secure_url(url, "BINANCE_ARCHIVE_URL")
+    assert str(refused.value) == (
+        f"BINANCE_ARCHIVE_URL={url!r}: plain http is allowed only to this machine (localhost,"
+        " 127.0.0.0/8, ::1); use https."
+    )
+
+
+@pytest.mark.parametrize("url", ["ftp://data.binance.vision", "data.binance.vision", "https://"])
+def test_a_url_that_is_not_https_is_refused(url):
+    with pytest.raises(InsecureUrlError, match="expected an https:// URL"):
+        require_secure_url(url, "BINANCE_BASE_URL")
+
+
+def test_every_binance_entry_point_refuses_plain_http_to_another_machine():
+    mirror = "http://mirror.example.com"
+    with pytest.raises(SettingsError, match=re.escape(f"BINANCE_BASE_URL='{mirror}'")):
+        binance_resource({"BINANCE_BASE_URL": mirror})
+    with pytest.raises(SettingsError, match=re.escape(f"BINANCE_ARCHIVE_URL='{mirror}'")):
+        binance_archive_resource({"BINANCE_ARCHIVE_URL": mirror})
+    with pytest.raises(InsecureUrlError, match="BINANCE_BASE_URL"):
+        BinanceKlinesClient(base_url=mirror)
+    with pytest.raises(InsecureUrlError, match="BINANCE_ARCHIVE_URL"):
+        BinanceArchiveClient(base_url=mirror)
+    assert binance_archive_resource({"BINANCE_ARCHIVE_URL": ""}).get_client() is None
+
+
+def test_the_snowflake_endpoint_takes_http_only_on_loopback():
+    local = {"SNOWFLAKE_HOST": "127.0.0.1", "SNOWFLAKE_PORT": "8085", "SNOWFLAKE_PROTOCOL": "http"}
+    assert snowflake_endpoint(local) == {"host": "127.0.0.1", "port": 8085, "protocol": "http"}
+    remote = {"SNOWFLAKE_HOST": "proxy.example.com", "SNOWFLAKE_PROTOCOL": "http"}
+    with pytest.raises(ValueError) as refused:
+        snowflake_endpoint(remote)
+    assert str(refused.value) == (
+        "SNOWFLAKE_PROTOCOL=http with SNOWFLAKE_HOST='proxy.example.com': plain http is allowed"
+        " only to this machine (localhost, 127.0.0.0/8, ::1); use https."
+    )
+    with pytest.raises(ValueError, match="SNOWFLAKE_PROTOCOL=http with SNOWFLAKE_HOST=None"):
+        snowflake_endpoint({"SNOWFLAKE_PROTOCOL": "http"})
+    with pytest.raises(SettingsError, match="SNOWFLAKE_PORT='https'"):
+        snowflake_endpoint({"SNOWFLAKE_PORT": "https"})

@@ -173,10 +173,31 @@ def snowflake_connector_settings(environ: Mapping[str, str] = os.environ) -> dic
         "role": environ.get("CRYPTO_ASSETS_DASHBOARD_ROLE", DASHBOARD_ROLE),
         **auth,
     }
-    for name in ("host", "port", "protocol"):
-        if environ.get(f"SNOWFLAKE_{name.upper()}"):
-            settings[name] = environ[f"SNOWFLAKE_{name.upper()}"]
-    return settings
+    return {**settings, **snowflake_endpoint(environ)}
+
+
+def snowflake_endpoint(environ: Mapping[str, str]) -> dict[str, Any]:
+    """SNOWFLAKE_HOST/PORT/PROTOCOL when set (a proxy, a stand-in); plain http only to a
+    loopback host, where the login and session token never cross the network."""
+    from crypto_assets.settings import env_int
+    from crypto_assets.sources.urls import is_loopback_host
+
+    endpoint: dict[str, Any] = {}
+    if environ.get("SNOWFLAKE_HOST"):
+        endpoint["host"] = environ["SNOWFLAKE_HOST"]
+    if environ.get("SNOWFLAKE_PORT"):
+        endpoint["port"] = env_int("SNOWFLAKE_PORT", 443, 1, 65_535, environ)
+    protocol = environ.get("SNOWFLAKE_PROTOCOL")
+    if protocol:
+        if protocol not in ("https", "http"):
+            raise ValueError(f"SNOWFLAKE_PROTOCOL={protocol!r}: expected https (or http).")
+        if protocol == "http" and not is_loopback_host(endpoint.get("host")):
+            raise ValueError(
+                f"SNOWFLAKE_PROTOCOL=http with SNOWFLAKE_HOST={endpoint.get('host')!r}: plain"
+                " http is allowed only to this machine (localhost, 127.0.0.0/8, ::1); use https."
+            )
+        endpoint["protocol"] = protocol
+    return endpoint
 
 
 def _der_private_key(pem: str, password: str | None) -> bytes:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import requests
 
 from crypto_assets.sources.pacing import RetryPolicy
+from crypto_assets.sources.urls import require_secure_url
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ class BinanceArchiveClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         url = base_url if base_url is not None else os.environ.get("BINANCE_ARCHIVE_URL")
-        self.base_url = (DEFAULT_ARCHIVE_URL if url is None else url).rstrip("/")
+        self.base_url = require_secure_url(
+            (DEFAULT_ARCHIVE_URL if url is None else url).rstrip("/"), "BINANCE_ARCHIVE_URL"
+        )
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
