@@ -9,6 +9,7 @@ import sys
 
 import dagster as dg
 import pytest
+import snowflake.connector
 
 from crypto_assets.analytics.backtest import Costs
 from crypto_assets.automation.alerts import Alert, AlertNotifier
@@ -20,6 +21,12 @@ from crypto_assets.sources.binance_archive import BinanceArchiveClient
 from crypto_assets.sources.binance_rest import BinanceKlinesClient
 from crypto_assets.sources.urls import InsecureUrlError, require_secure_url
 from crypto_assets.storage.warehouse_duckdb import connect_waiting_for_lock
+from crypto_assets.storage.warehouse_snowflake import (
+    SnowflakeWarehouseIOManager,
+    stale_staging_tables,
+)
+from crypto_assets_tests.conftest import synthetic_days
+from crypto_assets_tests.lineage import warehouse_day, warehouse_loader
 from crypto_assets_tests.prod_stack import TRANSFORMED_BUCKET, s3_client
 from crypto_assets_tests.webhook_receiver import WebhookReceiver
 
@@ -202,3 +209,63 @@ def test_the_snowflake_endpoint_takes_http_only_on_loopback():
         snowflake_endpoint({"SNOWFLAKE_PROTOCOL": "http"})
     with pytest.raises(SettingsError, match="SNOWFLAKE_PORT='https'"):
         snowflake_endpoint({"SNOWFLAKE_PORT": "https"})
+
+
+def test_only_this_tables_staging_tables_older_than_the_limit_are_stale():
+    listed = [
+        ("BTCUSDT_LOAD_0A1B2C3D", 7 * 3600.0),  # a load killed 7 h ago
+        ("BTCUSDT_LOAD_DEADBEEF", 3600.0),  # a load that may still be running
+        ("BTCUSDT_LOAD_deadbeef", 9e6),  # not a name the loader makes
+        ("BTCUSDT_LOAD_0A1B2C3D_KEEP", 9e6),
+        ("ETHUSDT_LOAD_0A1B2C3D", 9e6),  # another table's, swept by its own loads
+        ("BTCUSDT", 9e6),
+        ("BTCUSDT_LOAD_11111111", None),
+    ]
+    assert stale_staging_tables(listed, "BTCUSDT", 6 * 3600) == ["BTCUSDT_LOAD_0A1B2C3D"]
+
+
+def snowflake_tables() -> list[str]:
+    connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
+    try:
+        return sorted(
+            name
+            for (name,) in connection.cursor()
+            .execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = 'CRYPTOSCHEMA'"
+            )
+            .fetchall()
+        )
+    finally:
+        connection.close()
+
+
+@pytest.mark.faults
+def test_a_snowflake_load_drops_the_staging_tables_killed_loads_left(fake_snowflake):
+    connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
+    for name in ("BTCUSDT_LOAD_0A1B2C3D", "BTCUSDT_LOADED_BY_HAND", "ETHUSDT_LOAD_0A1B2C3D"):
+        connection.cursor().execute(f"CREATE TRANSIENT TABLE {name} LIKE BTCUSDT")
+    connection.close()
+    rows = synthetic_days("2024-01-01", 1)
+    loader = warehouse_loader(
+        dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-02"),
+        lambda: [("2024-01-01", warehouse_day(rows))],
+    )
+    io_manager = SnowflakeWarehouseIOManager(
+        account="testaccount",
+        user="pipeline",
+        password="pw",
+        warehouse="CRYPTO_WH",
+        database="CRYPTODB",
+        schema="CRYPTOSCHEMA",
+    )
+    result = dg.materialize(
+        [loader], resources={"warehouse_io_manager": io_manager}, partition_key="2024-01-01"
+    )
+    assert result.success
+    # fakesnow dates every table's CREATED 1970-01-01, so the hand-made one counts as stale
+    assert "BTCUSDT_LOAD_0A1B2C3D" not in snowflake_tables()
+    assert [name for name in snowflake_tables() if "LOAD" in name] == [
+        "BTCUSDT_LOADED_BY_HAND",
+        "ETHUSDT_LOAD_0A1B2C3D",
+    ]
