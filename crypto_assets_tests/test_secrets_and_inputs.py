@@ -6,8 +6,10 @@ import re
 import socket
 import subprocess
 import sys
+import time
 
 import dagster as dg
+import duckdb
 import pytest
 import snowflake.connector
 
@@ -269,3 +271,32 @@ def test_a_snowflake_load_drops_the_staging_tables_killed_loads_left(fake_snowfl
         "BTCUSDT_LOADED_BY_HAND",
         "ETHUSDT_LOAD_0A1B2C3D",
     ]
+
+
+def test_analytics_without_a_warehouse_says_so_in_one_line_and_creates_nothing(tmp_path):
+    missing, empty = tmp_path / "missing", tmp_path / "empty"
+    empty.mkdir()
+    duckdb.connect(str(empty / "cryptodb.duckdb")).close()  # a file without the klines table
+    started = time.monotonic()
+    runs = {
+        home: subprocess.Popen(
+            [sys.executable, "-m", "crypto_assets.cli", "analytics"],
+            env={**os.environ, "CRYPTO_ASSETS_ENV": "local", "CRYPTO_ASSETS_HOME": str(home)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for home in (missing, empty)
+    }
+    outputs = {home: process.communicate(timeout=120) for home, process in runs.items()}
+    assert runs[missing].returncode == 2
+    assert outputs[missing][1] == (
+        f"crypto-assets: no warehouse at {missing / 'cryptodb.duckdb'}: load some days first"
+        " (make materialize DATE=YYYY-MM-DD).\n"
+    )
+    assert not missing.exists()
+    assert runs[empty].returncode == 2
+    last_line = outputs[empty][1].strip().splitlines()[-1]
+    assert last_line.startswith("crypto-assets: cannot read cryptoschema.btcusdt: Catalog Error:")
+    assert "Traceback" not in outputs[empty][1]
+    assert time.monotonic() - started < 60
