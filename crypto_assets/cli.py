@@ -120,7 +120,7 @@ def dashboard_command(host: str, port: int) -> list[str]:
         "--browser.gatherUsageStats",
         "false",
         "--client.showErrorDetails",
-        "false",
+        "none",
         "--client.toolbarMode",
         "viewer",
     ]

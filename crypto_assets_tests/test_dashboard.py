@@ -168,13 +168,43 @@ def test_missing_analytics_tables_say_what_to_run(page, homes):
 def test_no_warehouse_or_no_candles_says_how_to_load(page, homes, tmp_path):
     at = page(homes["empty"])
     assert not at.exception and not at.error
-    assert f"no warehouse file at {homes['empty'] / DATABASE}" in texts(at)
+    assert "There is no warehouse yet." in texts(at)
+    assert str(homes["empty"]) not in texts(at)  # the server's paths stay on the server
     assert "make materialize DATE=YYYY-MM-DD" in texts(at)
     with duckdb.connect(str(tmp_path / DATABASE)) as connection:
         connection.execute("CREATE SCHEMA cryptoschema")
     at = page(tmp_path)
     assert not at.exception and not at.error
     assert "The warehouse has no BTCUSDT candles yet." in texts(at)
+
+
+def test_the_browser_gets_a_generic_message_and_the_server_log_the_details(
+    page, homes, monkeypatch, caplog
+):
+    monkeypatch.setenv("CRYPTO_ASSETS_ENV", "prod")
+    for name in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    with caplog.at_level("ERROR"):
+        at = page(homes["empty"])
+    assert not at.exception
+    assert texts(at) == (
+        "The dashboard cannot reach the warehouse; its log on the server says why."
+    )
+    assert "the dashboard in prod needs: SNOWFLAKE_ACCOUNT" in caplog.text
+    assert st.get_option("client.showErrorDetails") == "none"  # no traceback in the browser
+
+
+def test_a_broken_dagster_instance_is_reported_without_its_path_or_error(tmp_path, caplog):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("storage: {sqlite: {base_dir: [not, a, path]}}\n")
+    with caplog.at_level("ERROR"):
+        failed, reason = failed_check_days(datetime(2024, 1, 1), {"DAGSTER_HOME": str(home)})
+    assert failed == {}
+    assert reason == (
+        "could not read check results from the Dagster instance (see the server's log)"
+    )
+    assert f"could not read check results from the Dagster instance at {home}" in caplog.text
 
 
 def test_a_range_without_candles_says_what_the_warehouse_holds(page, homes):

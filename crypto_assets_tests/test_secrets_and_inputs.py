@@ -15,6 +15,7 @@ import snowflake.connector
 
 from crypto_assets.analytics.backtest import Costs
 from crypto_assets.automation.alerts import Alert, AlertNotifier
+from crypto_assets.cli import dashboard_command
 from crypto_assets.dashboard.connection import snowflake_endpoint
 from crypto_assets.klines.resources import binance_archive_resource, binance_resource
 from crypto_assets.resources import prod_resources
@@ -300,3 +301,9 @@ def test_analytics_without_a_warehouse_says_so_in_one_line_and_creates_nothing(t
     assert last_line.startswith("crypto-assets: cannot read cryptoschema.btcusdt: Catalog Error:")
     assert "Traceback" not in outputs[empty][1]
     assert time.monotonic() - started < 60
+
+
+def test_the_dashboard_is_served_with_error_details_hidden_from_the_browser():
+    command = dashboard_command("127.0.0.1", 8501)
+    # "false" is Streamlit's deprecated spelling of "stacktrace": it shows the traceback
+    assert command[command.index("--client.showErrorDetails") + 1] == "none"

@@ -6,6 +6,7 @@ CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS (default 30), so new candles appear with
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
@@ -28,6 +29,7 @@ from crypto_assets.settings import KLINES, env_int, local_home, max_staleness
 from crypto_assets.sources.binance_rest import INTERVAL_MS
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 REFRESH_SECONDS = env_int("CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS", 30, minimum=1, maximum=60)
 BASE_MINUTES = INTERVAL_MS[KLINES.interval] // 60_000 or 1
 HEALTH_DAYS = 90
@@ -292,18 +294,21 @@ def live_page(controls: dict[str, Any]) -> None:
             try:
                 draw()
             except WarehouseMissing as exc:
-                st.warning(f"{exc}. {LOAD_HINT}")
+                log.warning("%s", exc)  # the path stays on the server
+                st.warning(f"There is no warehouse yet. {LOAD_HINT}")
             except WarehouseBusy as exc:
                 st.warning(f"{exc}; the page tries again in {REFRESH_SECONDS} s.")
     st.caption(f"Read at {utc_now():%Y-%m-%d %H:%M:%S} UTC.")
 
 
 def main() -> None:
+    st.set_option("client.showErrorDetails", "none")  # the browser never sees a traceback
     st.set_page_config(page_title=f"{KLINES.symbol} market", layout="wide")
     try:
         _queries()
     except ValueError as exc:
-        st.error(f"The dashboard cannot reach the warehouse: {exc}")
+        log.error("The dashboard cannot reach the warehouse: %s", exc)
+        st.error("The dashboard cannot reach the warehouse; its log on the server says why.")
         return
     live_page(sidebar())
 
