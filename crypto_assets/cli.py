@@ -126,6 +126,21 @@ def dashboard_command(host: str, port: int) -> list[str]:
     ]
 
 
+def dashboard_preflight() -> str | None:
+    """Why the dashboard cannot start in this environment, or None. Checked before Streamlit
+    starts, so a bad setting is one line in the terminal rather than a page that keeps failing."""
+    try:
+        from crypto_assets.dashboard.connection import warehouse_from_env
+        from crypto_assets.dashboard.queries import base_minutes
+        from crypto_assets.settings import KLINES
+
+        base_minutes(KLINES.interval)
+        warehouse_from_env()
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
@@ -133,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "analytics":
         return analytics(args.first_day, args.last_day)
     if args.command == "dashboard":
+        problem = dashboard_preflight()
+        if problem:
+            print(f"crypto-assets: {problem}", file=sys.stderr)
+            return 2
         command = dashboard_command(args.host, args.port)
         os.execv(command[0], command)
     try:

@@ -17,6 +17,7 @@ from crypto_assets.analytics.backtest import Costs
 from crypto_assets.automation.alerts import Alert, AlertNotifier
 from crypto_assets.cli import dashboard_command
 from crypto_assets.dashboard.connection import snowflake_endpoint
+from crypto_assets.dashboard.queries import base_minutes
 from crypto_assets.klines.resources import binance_archive_resource, binance_resource
 from crypto_assets.resources import prod_resources
 from crypto_assets.settings import SettingsError, env_int
@@ -307,3 +308,28 @@ def test_the_dashboard_is_served_with_error_details_hidden_from_the_browser():
     command = dashboard_command("127.0.0.1", 8501)
     # "false" is Streamlit's deprecated spelling of "stacktrace": it shows the traceback
     assert command[command.index("--client.showErrorDetails") + 1] == "none"
+
+
+@pytest.mark.parametrize(
+    ("interval", "minutes"), [("1m", 1), ("15m", 15), ("4h", 240), ("1d", 1440)]
+)
+def test_the_dashboard_counts_its_candles_in_whole_minutes(interval, minutes):
+    assert base_minutes(interval) == minutes
+
+
+def test_one_second_candles_are_refused_by_the_dashboard_not_drawn_as_1m():
+    with pytest.raises(ValueError) as refused:
+        base_minutes("1s")
+    assert str(refused.value) == (
+        "CRYPTO_ASSETS_INTERVAL='1s': the dashboard draws candles of one minute or more; load 1m"
+        " candles for it (the pipeline itself handles 1s)."
+    )
+    started = subprocess.run(
+        [sys.executable, "-m", "crypto_assets.cli", "dashboard", "--port", str(dead_port())],
+        env={**os.environ, "CRYPTO_ASSETS_ENV": "local", "CRYPTO_ASSETS_INTERVAL": "1s"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 2
+    assert started.stderr == f"crypto-assets: {refused.value}\n"

@@ -24,14 +24,18 @@ from crypto_assets.dashboard.health import (
     freshness,
     health_window,
 )
-from crypto_assets.dashboard.queries import TIMEFRAME_MINUTES, MarketQueries, MarketView, Quote
+from crypto_assets.dashboard.queries import (
+    TIMEFRAME_MINUTES,
+    MarketQueries,
+    MarketView,
+    Quote,
+    base_minutes,
+)
 from crypto_assets.settings import KLINES, env_int, local_home, max_staleness
-from crypto_assets.sources.binance_rest import INTERVAL_MS
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = env_int("CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS", 30, minimum=1, maximum=60)
-BASE_MINUTES = INTERVAL_MS[KLINES.interval] // 60_000 or 1
 HEALTH_DAYS = 90
 RANGES = {
     "Last 24 hours": timedelta(days=1),
@@ -56,7 +60,7 @@ def utc_now() -> datetime:
 
 @st.cache_resource
 def _queries() -> MarketQueries:
-    return MarketQueries(warehouse_from_env(), KLINES.table, BASE_MINUTES)
+    return MarketQueries(warehouse_from_env(), KLINES.table, base_minutes(KLINES.interval))
 
 
 @st.cache_resource
@@ -248,7 +252,7 @@ def health_tab() -> None:
     failed, reason = _failed_days(window[0].to_pydatetime(), dagster_home())
     if reason:
         st.info(reason)
-    days = daily_health(counts, failed, BASE_MINUTES, now, window)
+    days = daily_health(counts, failed, _queries().base_minutes, now, window)
     st.plotly_chart(figures.health_figure(days), width="stretch", key="health")
     problems = days[(days["candles"] < days["expected"]) | days["failed"]]
     st.write(
