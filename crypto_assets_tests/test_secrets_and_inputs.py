@@ -12,11 +12,16 @@ import dagster as dg
 import duckdb
 import pytest
 import snowflake.connector
+from snowflake.connector.util_text import split_statements
 
 from crypto_assets.analytics.backtest import Costs
 from crypto_assets.automation.alerts import Alert, AlertNotifier
 from crypto_assets.cli import dashboard_command
-from crypto_assets.dashboard.connection import snowflake_endpoint
+from crypto_assets.dashboard.connection import (
+    SnowflakeWarehouse,
+    snowflake_connector_settings,
+    snowflake_endpoint,
+)
 from crypto_assets.dashboard.queries import base_minutes
 from crypto_assets.klines.resources import binance_archive_resource, binance_resource
 from crypto_assets.resources import prod_resources
@@ -31,7 +36,8 @@ from crypto_assets.storage.warehouse_snowflake import (
 )
 from crypto_assets_tests.conftest import synthetic_days
 from crypto_assets_tests.lineage import warehouse_day, warehouse_loader
-from crypto_assets_tests.prod_stack import TRANSFORMED_BUCKET, s3_client
+from crypto_assets_tests.prod_stack import SQL_DIR, TRANSFORMED_BUCKET, s3_client
+from crypto_assets_tests.snowflake_proxy import RecordingSnowflakeProxy
 from crypto_assets_tests.webhook_receiver import WebhookReceiver
 
 WEBHOOK_TOKEN = "T0KEN-9f3c-webhook-secret"
@@ -333,3 +339,58 @@ def test_one_second_candles_are_refused_by_the_dashboard_not_drawn_as_1m():
     )
     assert started.returncode == 2
     assert started.stderr == f"crypto-assets: {refused.value}\n"
+
+
+@pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
+def test_every_dashboard_session_drops_its_secondary_roles_first(fakesnow_server):
+    """Through the real connector to fakesnow's server, via a proxy that records statements
+    (fakesnow cannot parse USE SECONDARY ROLES, so the proxy has it run SELECT 1 there)."""
+    with RecordingSnowflakeProxy(
+        fakesnow_server["host"],
+        fakesnow_server["port"],
+        stand_ins={"USE SECONDARY ROLES NONE": "SELECT 1"},
+    ) as proxy:
+        settings = snowflake_connector_settings(
+            {
+                "SNOWFLAKE_ACCOUNT": "fakesnow",
+                "SNOWFLAKE_WAREHOUSE": "CRYPTO_WH",
+                "CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_USER": "CRYPTO_DASHBOARD_SVC",
+                "CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_PASSWORD": "dashboard-secret",
+                "SNOWFLAKE_HOST": "127.0.0.1",
+                "SNOWFLAKE_PORT": str(proxy.port),
+                "SNOWFLAKE_PROTOCOL": "http",
+            }
+        )
+        warehouse = SnowflakeWarehouse(
+            settings={**settings, "session_parameters": fakesnow_server["session_parameters"]},
+            schema="CRYPTOSCHEMA",
+        )
+        for _ in range(2):
+            with warehouse.session() as session:
+                assert session.frame("SELECT 41 + ? AS answer", [1])["answer"].tolist() == [42]
+    assert proxy.statements == [
+        "USE SECONDARY ROLES NONE",
+        "SELECT 41 + ? AS answer",
+        "USE SECONDARY ROLES NONE",
+        "SELECT 41 + ? AS answer",
+    ]
+
+
+def test_sql_creates_the_dashboard_user_with_no_secondary_roles_and_only_its_role():
+    path = SQL_DIR / "06_read_only_role.sql"
+    with path.open() as text:
+        statements = [
+            " ".join(sql.split()) for sql, _ in split_statements(text, remove_comments=True)
+        ]
+    users = [sql for sql in statements if sql.startswith("CREATE USER")]
+    assert users == [
+        "CREATE USER IF NOT EXISTS CRYPTO_DASHBOARD_SVC TYPE = SERVICE"
+        " DEFAULT_ROLE = CRYPTO_DASHBOARD DEFAULT_SECONDARY_ROLES = ()"
+        " DEFAULT_WAREHOUSE = CRYPTO_WH"
+        " DEFAULT_NAMESPACE = CRYPTODB.CRYPTOSCHEMA"
+        " COMMENT = 'crypto_assets: market dashboard service user - CRYPTO_DASHBOARD only';"
+    ]
+    assert [sql for sql in statements if "TO USER" in sql] == [
+        "GRANT ROLE CRYPTO_DASHBOARD TO USER CRYPTO_DASHBOARD_SVC;"
+    ]
+    assert statements[statements.index(users[0]) - 1] == "USE ROLE USERADMIN;"
