@@ -48,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def analytics(first_day: str | None = None, last_day: str | None = None) -> int:
     """One in-process run of the analytics group; partitioned bars over the days loaded."""
+    from crypto_assets.settings import environment_name, local_home
+
+    if environment_name() == "local":
+        database = local_home() / "cryptodb.duckdb"
+        if not database.is_file():
+            print(
+                f"crypto-assets: no warehouse at {database}: load some days first"
+                " (make materialize DATE=YYYY-MM-DD).",
+                file=sys.stderr,
+            )
+            return 2
+
     import dagster as dg
 
     from crypto_assets.analytics.definitions import ANALYTICS_ASSETS
@@ -56,9 +68,14 @@ def analytics(first_day: str | None = None, last_day: str | None = None) -> int:
 
     warehouse = defs.resources["warehouse"]
     table = warehouse.qualified_table(KLINES.table)
-    first, last = warehouse.query(
-        f"select cast(min(open_time) as date), cast(max(open_time) as date) from {table}"
-    )[0]
+    try:
+        first, last = warehouse.query(
+            f"select cast(min(open_time) as date), cast(max(open_time) as date) from {table}"
+        )[0]
+    except Exception as exc:  # the CLI's edge: one line, whatever the warehouse's driver raised
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"crypto-assets: cannot read {table}: {reason}", file=sys.stderr)
+        return 2
     if first is None:
         print(f"crypto-assets: {table} holds no candles; load some days first.", file=sys.stderr)
         return 2
@@ -103,10 +120,25 @@ def dashboard_command(host: str, port: int) -> list[str]:
         "--browser.gatherUsageStats",
         "false",
         "--client.showErrorDetails",
-        "false",
+        "none",
         "--client.toolbarMode",
         "viewer",
     ]
+
+
+def dashboard_preflight() -> str | None:
+    """Why the dashboard cannot start in this environment, or None. Checked before Streamlit
+    starts, so a bad setting is one line in the terminal rather than a page that keeps failing."""
+    try:
+        from crypto_assets.dashboard.connection import warehouse_from_env
+        from crypto_assets.dashboard.queries import base_minutes
+        from crypto_assets.settings import KLINES
+
+        base_minutes(KLINES.interval)
+        warehouse_from_env()
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "analytics":
         return analytics(args.first_day, args.last_day)
     if args.command == "dashboard":
+        problem = dashboard_preflight()
+        if problem:
+            print(f"crypto-assets: {problem}", file=sys.stderr)
+            return 2
         command = dashboard_command(args.host, args.port)
         os.execv(command[0], command)
     try:

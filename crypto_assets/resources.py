@@ -126,6 +126,7 @@ def prod_resources(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
             prefix="artifacts",
             region_name=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"),
             endpoint_url=environ.get("AWS_ENDPOINT_URL_S3") or None,
+            server_side_encryption=sse,
         ),
         "raw_io_manager": S3KlinesIOManager(
             s3=s3, bucket=dg.EnvVar("CRYPTO_ASSETS_RAW_BUCKET"), server_side_encryption=sse

@@ -7,8 +7,9 @@ code location loads; a bad value stops the load with a message naming the variab
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from crypto_assets.sources.binance_rest import INTERVAL_MS, validate_interval, validate_symbol
@@ -59,6 +60,41 @@ def load_kline_settings(environ: os._Environ[str] | dict[str, str] = os.environ)
     except ValueError as exc:
         raise SettingsError(f"CRYPTO_ASSETS_START_DATE={start_date!r} is not YYYY-MM-DD.") from exc
     return KlineSettings(symbol=symbol, interval=interval, start_date=start_date)
+
+
+def env_int(
+    name: str,
+    default: int,
+    minimum: int = 1,
+    maximum: int | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> int:
+    """The whole number in ``name``, or ``default`` when unset or empty: the one parser of every
+    number the project reads from the environment, so a typo or a 0 where 0 means nothing stops
+    the load with the variable's name instead of a bare ``int()`` error or a busy loop."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    bounds = f"from {minimum}" + (f" to {maximum}" if maximum is not None else " up")
+    try:
+        value = int(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r}: expected a whole number {bounds}.") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        raise SettingsError(f"{name}={text!r}: expected a whole number {bounds}.")
+    return value
+
+
+STALENESS_VARIABLE = "CRYPTO_ASSETS_MAX_STALENESS_MINUTES"
+DEFAULT_STALENESS_MINUTES = 26 * 60
+"""A day plus the daily schedule's margin; minutes when the fresh-data sensor keeps it current."""
+
+
+def max_staleness(environ: Mapping[str, str] = os.environ) -> timedelta:
+    """How old the warehouse's last update may be (the freshness check and the dashboard)."""
+    return timedelta(
+        minutes=env_int(STALENESS_VARIABLE, DEFAULT_STALENESS_MINUTES, environ=environ)
+    )
 
 
 def environment_name(environ: os._Environ[str] | dict[str, str] = os.environ) -> str:

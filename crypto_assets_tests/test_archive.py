@@ -204,3 +204,29 @@ def test_a_headered_archive_file_loads_like_a_plain_one(standin, archive_rows):
         archive_raw_frame(headered.csv, "BTCUSDT", "1m", FETCHED_AT),
         archive_raw_frame(plain.csv, "BTCUSDT", "1m", FETCHED_AT),
     )
+
+
+@pytest.mark.faults
+def test_a_zip_bomb_with_a_matching_checksum_is_refused_before_it_is_inflated(standin):
+    standin.set_archive_variant(MS_DAY, "zip_bomb")
+    with pytest.raises(ArchiveError) as refused:
+        client(standin).fetch_day("BTCUSDT", "1m", MS_DAY)
+    assert str(refused.value) == (
+        f"BTCUSDT-1m-{MS_DAY}.zip would unpack to 68,157,440 bytes, over the 67,108,864 a day's"
+        " CSV may have; the day is not loaded."
+    )
+    zip_fetches = [entry for entry in standin.requests if entry["path"] == zip_path(MS_DAY)]
+    assert len(zip_fetches) == 1
+
+
+@pytest.mark.faults
+def test_a_download_larger_than_any_days_file_is_stopped_and_not_retried(standin):
+    standin.set_archive_variant(MS_DAY, "oversized")
+    with pytest.raises(ArchiveError) as refused:
+        client(standin).fetch_day("BTCUSDT", "1m", MS_DAY)
+    assert str(refused.value) == (
+        f"GET {standin.url}{zip_path(MS_DAY)} sent over 33,554,432 bytes, more than any day's"
+        " file has; the download was stopped and the day is not loaded."
+    )
+    zip_fetches = [entry for entry in standin.requests if entry["path"] == zip_path(MS_DAY)]
+    assert len(zip_fetches) == 1

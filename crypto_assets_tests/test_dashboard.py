@@ -4,6 +4,7 @@ Streamlit's AppTest, including the bad inputs it must explain instead of failing
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -168,13 +169,43 @@ def test_missing_analytics_tables_say_what_to_run(page, homes):
 def test_no_warehouse_or_no_candles_says_how_to_load(page, homes, tmp_path):
     at = page(homes["empty"])
     assert not at.exception and not at.error
-    assert f"no warehouse file at {homes['empty'] / DATABASE}" in texts(at)
+    assert "There is no warehouse yet." in texts(at)
+    assert str(homes["empty"]) not in texts(at)  # the server's paths stay on the server
     assert "make materialize DATE=YYYY-MM-DD" in texts(at)
     with duckdb.connect(str(tmp_path / DATABASE)) as connection:
         connection.execute("CREATE SCHEMA cryptoschema")
     at = page(tmp_path)
     assert not at.exception and not at.error
     assert "The warehouse has no BTCUSDT candles yet." in texts(at)
+
+
+def test_the_browser_gets_a_generic_message_and_the_server_log_the_details(
+    page, homes, monkeypatch, caplog
+):
+    monkeypatch.setenv("CRYPTO_ASSETS_ENV", "prod")
+    for name in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    with caplog.at_level("ERROR"):
+        at = page(homes["empty"])
+    assert not at.exception
+    assert texts(at) == (
+        "The dashboard cannot reach the warehouse; its log on the server says why."
+    )
+    assert "the dashboard in prod needs: SNOWFLAKE_ACCOUNT" in caplog.text
+    assert st.get_option("client.showErrorDetails") == "none"  # no traceback in the browser
+
+
+def test_a_broken_dagster_instance_is_reported_without_its_path_or_error(tmp_path, caplog):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("storage: {sqlite: {base_dir: [not, a, path]}}\n")
+    with caplog.at_level("ERROR"):
+        failed, reason = failed_check_days(datetime(2024, 1, 1), {"DAGSTER_HOME": str(home)})
+    assert failed == {}
+    assert reason == (
+        "could not read check results from the Dagster instance (see the server's log)"
+    )
+    assert f"could not read check results from the Dagster instance at {home}" in caplog.text
 
 
 def test_a_range_without_candles_says_what_the_warehouse_holds(page, homes):
@@ -284,28 +315,87 @@ def test_failed_check_days_come_from_the_dagster_instance(tmp_path):
     )
 
 
-def test_prod_reads_snowflake_with_the_read_only_role_from_the_pipeline_variables():
-    environ = {
-        "SNOWFLAKE_ACCOUNT": "acme-1",
-        "SNOWFLAKE_USER": "analyst",
-        "SNOWFLAKE_WAREHOUSE": "CRYPTO_WH",
-        "SNOWFLAKE_PASSWORD": "secret",
-        "SNOWFLAKE_ROLE": "CRYPTO_PIPELINE",
-    }
-    settings = snowflake_connector_settings(environ)
+PIPELINE_AND_DASHBOARD = {
+    "SNOWFLAKE_ACCOUNT": "acme-1",
+    "SNOWFLAKE_USER": "CRYPTO_PIPELINE_SVC",
+    "SNOWFLAKE_WAREHOUSE": "CRYPTO_WH",
+    "SNOWFLAKE_PASSWORD": "pipeline-secret",
+    "SNOWFLAKE_PRIVATE_KEY_PATH": "/run/secrets/pipeline.p8",
+    "SNOWFLAKE_ROLE": "CRYPTO_PIPELINE",
+    "CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_USER": "CRYPTO_DASHBOARD_SVC",
+    "CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_PRIVATE_KEY_PATH": "/run/secrets/dashboard.p8",
+    "CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_PRIVATE_KEY_PASSWORD": "dashboard-key-pass",
+}
+
+
+def test_prod_reads_snowflake_as_its_own_user_with_the_read_only_role():
+    settings = snowflake_connector_settings(PIPELINE_AND_DASHBOARD)
     assert settings == {
         "account": "acme-1",
-        "user": "analyst",
+        "user": "CRYPTO_DASHBOARD_SVC",
         "warehouse": "CRYPTO_WH",
         "database": "CRYPTODB",
         "role": "CRYPTO_DASHBOARD",
-        "password": "secret",
+        "private_key_file": "/run/secrets/dashboard.p8",
+        "private_key_file_pwd": "dashboard-key-pass",
     }
-    assert (
-        snowflake_connector_settings(environ | {"CRYPTO_ASSETS_DASHBOARD_ROLE": "R"})["role"] == "R"
-    )
-    with pytest.raises(ValueError, match="SNOWFLAKE_WAREHOUSE, SNOWFLAKE_PASSWORD or"):
+    custom_role = PIPELINE_AND_DASHBOARD | {"CRYPTO_ASSETS_DASHBOARD_ROLE": "R"}
+    assert snowflake_connector_settings(custom_role)["role"] == "R"
+    with pytest.raises(ValueError) as refused:
         snowflake_connector_settings({"SNOWFLAKE_ACCOUNT": "a", "SNOWFLAKE_USER": "u"})
+    assert str(refused.value) == (
+        "the dashboard in prod needs: SNOWFLAKE_WAREHOUSE, CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_USER,"
+        " CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_PRIVATE_KEY_PATH or"
+        " CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_PRIVATE_KEY or"
+        " CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_PASSWORD"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "complaint"),
+    [
+        (
+            {"CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_USER": "crypto_pipeline_svc"},
+            "CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_USER='crypto_pipeline_svc' is the pipeline's user",
+        ),
+        (
+            {"CRYPTO_ASSETS_DASHBOARD_ROLE": "CRYPTO_PIPELINE"},
+            "CRYPTO_ASSETS_DASHBOARD_ROLE='CRYPTO_PIPELINE' can write or administer the warehouse",
+        ),
+        (
+            {"CRYPTO_ASSETS_DASHBOARD_ROLE": "LOADER", "SNOWFLAKE_ROLE": "loader"},
+            "CRYPTO_ASSETS_DASHBOARD_ROLE='LOADER' can write or administer the warehouse",
+        ),
+        (
+            {"CRYPTO_ASSETS_DASHBOARD_ROLE": "sysadmin"},
+            "CRYPTO_ASSETS_DASHBOARD_ROLE='sysadmin' can write or administer the warehouse",
+        ),
+    ],
+)
+def test_the_dashboard_refuses_the_pipelines_user_or_a_writing_role(override, complaint):
+    with pytest.raises(ValueError) as refused:
+        snowflake_connector_settings(PIPELINE_AND_DASHBOARD | override)
+    assert str(refused.value).startswith(complaint)
+
+
+def test_crypto_assets_dashboard_will_not_start_as_the_pipeline(tmp_path):
+    environ = {
+        **os.environ,
+        **PIPELINE_AND_DASHBOARD,
+        "CRYPTO_ASSETS_ENV": "prod",
+        "CRYPTO_ASSETS_DASHBOARD_ROLE": "CRYPTO_PIPELINE",
+    }
+    started = subprocess.run(
+        [sys.executable, "-m", "crypto_assets.cli", "dashboard", "--port", "9"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 2
+    assert started.stderr.startswith(
+        "crypto-assets: CRYPTO_ASSETS_DASHBOARD_ROLE='CRYPTO_PIPELINE' can write or administer"
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Arrow output on a DB-API result:UserWarning")
@@ -345,9 +435,11 @@ def test_snowflake_answers_the_queries_like_duckdb(base):
                         for row in frame[names].itertuples(index=False)
                     ],
                 )
-        snowflake_queries = MarketQueries(
-            SnowflakeWarehouse(settings=settings, schema="CRYPTOSCHEMA"), "btcusdt"
+        # fakesnow cannot parse USE SECONDARY ROLES; test_secrets_and_inputs checks it is sent
+        warehouse = SnowflakeWarehouse(
+            settings=settings, schema="CRYPTOSCHEMA", first_statements=()
         )
+        snowflake_queries = MarketQueries(warehouse, "btcusdt")
         custom = (date(2024, 1, 2), date(2024, 1, 2))
         answers = {
             timeframe: snowflake_queries.read_market(timeframe, custom=custom)

@@ -25,6 +25,14 @@ REFUSED = {
     "CRYPTO_ASSETS_START_DATE": ("2017-13-45", "CRYPTO_ASSETS_START_DATE='2017-13-45'"),
     "CRYPTO_ASSETS_ENV": ("staging", "CRYPTO_ASSETS_ENV='staging'"),
     "CRYPTO_ASSETS_MAX_STALENESS_MINUTES": ("a day", "CRYPTO_ASSETS_MAX_STALENESS_MINUTES='a day'"),
+    "BINANCE_BASE_URL": (
+        "http://mirror.example.com",
+        "BINANCE_BASE_URL='http://mirror.example.com': plain http is allowed only to this machine",
+    ),
+    "CRYPTO_ASSETS_SENSOR_INTERVAL_SECONDS": (
+        "abc",
+        "CRYPTO_ASSETS_SENSOR_INTERVAL_SECONDS='abc': expected a whole number from 1 to 86400.",
+    ),
 }
 
 

@@ -44,6 +44,7 @@ DAYS = 2
 FAKESNOW_UNSUPPORTED: dict[str, str] = {
     "CREATE WAREHOUSE": "fakesnow (DuckDB) has no virtual warehouses; USE WAREHOUSE is a no-op",
     "CREATE ROLE": "fakesnow has no access control: no roles",
+    "CREATE USER": "fakesnow parses a bare CREATE USER only, not TYPE or DEFAULT_* properties",
     "GRANT": "fakesnow has no access control: no privileges, no future grants",
     "SHOW GRANTS": "fakesnow has no access control to show",
     "SHOW FUTURE GRANTS": "fakesnow has no access control to show",

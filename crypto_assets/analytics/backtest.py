@@ -15,6 +15,7 @@ Conventions, written down once:
   compounds over the sample's calendar length (first open to last bar's end).
 """
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -24,6 +25,8 @@ import pandas as pd
 PERIODS_PER_YEAR = 365
 DEFAULT_FEE_BPS = 10.0  # Binance spot's base taker/maker rate, each side
 DEFAULT_SLIPPAGE_BPS = 5.0
+MAX_COST_BPS = 1_000.0
+"""10% a side: far above any exchange's fee or a liquid market's slippage; more is a typo."""
 TRADE_COLUMNS = ("entry_time", "entry_price", "exit_time", "exit_price", "trade_return")
 
 
@@ -32,6 +35,10 @@ class Costs:
     fee_bps: float = DEFAULT_FEE_BPS
     slippage_bps: float = DEFAULT_SLIPPAGE_BPS
 
+    def __post_init__(self) -> None:
+        for name in ("fee_bps", "slippage_bps"):
+            check_cost_bps(name, getattr(self, name))
+
     @property
     def fee(self) -> float:
         return self.fee_bps / 10_000
@@ -39,6 +46,16 @@ class Costs:
     @property
     def slippage(self) -> float:
         return self.slippage_bps / 10_000
+
+
+def check_cost_bps(name: str, value: float) -> float:
+    """A cost in basis points a backtest can mean: a number from 0 to MAX_COST_BPS. A negative
+    fee would pay the strategy to trade, NaN would blank every metric without an error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}={value!r}: expected a number of basis points.")
+    if not (math.isfinite(value) and 0 <= value <= MAX_COST_BPS):
+        raise ValueError(f"{name}={value!r}: expected basis points from 0 to {MAX_COST_BPS:g}.")
+    return float(value)
 
 
 DEFAULT_COSTS = Costs()

@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 import requests
@@ -66,11 +67,24 @@ class AlertNotifier(dg.ConfigurableResource):
                 return True
             except Exception as exc:
                 if attempt == self.attempts:
-                    log.error(f"Alert not delivered to {channel} after {attempt} attempts: {exc}")
+                    problem = redact(f"{type(exc).__name__}: {exc}", self._secrets())
+                    log.error(
+                        f"Alert not delivered to {channel} after {attempt} attempts: {problem}"
+                    )
                     return False
                 time.sleep(delay)
                 delay *= 2
         return False
+
+    def _secrets(self) -> list[str]:
+        """What must never reach a log: the webhook URL (its path and query are the credential,
+        and requests quotes them without the host) and the Slack token."""
+        secrets = [self.slack_token or ""]
+        if self.webhook_url:
+            parts = urlsplit(self.webhook_url)
+            secrets += [self.webhook_url, parts.netloc if "@" in parts.netloc else ""]
+            secrets += [parts.path if len(parts.path) > 1 else "", parts.query]
+        return secrets
 
     def _post_webhook(self, alert: Alert) -> None:
         response = requests.post(
@@ -95,6 +109,13 @@ class AlertNotifier(dg.ConfigurableResource):
         if self.slack_token and self.slack_channel:
             delivered["slack"] = self._with_retries("slack", lambda: self._post_slack(alert), log)
         return delivered
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every non-empty secret replaced, longest first (a URL before its path)."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 def notifier_resource(environ: Any = os.environ) -> AlertNotifier:

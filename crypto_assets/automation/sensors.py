@@ -6,7 +6,6 @@ never launch the same work.
 """
 
 import json
-import os
 from dataclasses import dataclass
 
 import dagster as dg
@@ -14,11 +13,13 @@ import dagster as dg
 from crypto_assets.automation.jobs import kline_lineage_job
 from crypto_assets.klines.frames import DAY_MS, day_key, day_keys_between, day_start_ms
 from crypto_assets.klines.resources import BinanceResource
-from crypto_assets.settings import KLINES
+from crypto_assets.settings import KLINES, env_int
 from crypto_assets.sources.binance_rest import INTERVAL_MS, BinanceError
 from crypto_assets.sources.pacing import RetryPolicy
 
-SENSOR_INTERVAL_SECONDS = int(os.environ.get("CRYPTO_ASSETS_SENSOR_INTERVAL_SECONDS", "60"))
+SENSOR_INTERVAL_SECONDS = env_int(
+    "CRYPTO_ASSETS_SENSOR_INTERVAL_SECONDS", 60, minimum=1, maximum=86_400
+)
 MAX_CATCH_UP_DAYS = 7
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,

@@ -6,6 +6,7 @@ CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS (default 30), so new candles appear with
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
@@ -28,16 +29,14 @@ from crypto_assets.dashboard.queries import (
     MarketQueries,
     MarketView,
     Quote,
+    base_minutes,
     offered_timeframes,
 )
-from crypto_assets.settings import KLINES, local_home
-from crypto_assets.sources.binance_rest import INTERVAL_MS
+from crypto_assets.settings import KLINES, env_int, local_home, max_staleness
 
 T = TypeVar("T")
-REFRESH_SECONDS = max(
-    1, min(60, int(os.environ.get("CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS", "30")))
-)
-BASE_MINUTES = INTERVAL_MS[KLINES.interval] // 60_000 or 1
+log = logging.getLogger(__name__)
+REFRESH_SECONDS = env_int("CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS", 30, minimum=1, maximum=60)
 HEALTH_DAYS = 90
 RANGES = {
     "Last 24 hours": timedelta(days=1),
@@ -62,7 +61,7 @@ def utc_now() -> datetime:
 
 @st.cache_resource
 def _queries() -> MarketQueries:
-    return MarketQueries(warehouse_from_env(), KLINES.table, BASE_MINUTES)
+    return MarketQueries(warehouse_from_env(), KLINES.table, base_minutes(KLINES.interval))
 
 
 @st.cache_resource
@@ -247,14 +246,14 @@ def health_tab() -> None:
     if quote is None:
         st.warning(f"The warehouse has no candles yet. {LOAD_HINT}")
         return
-    limit = timedelta(minutes=int(os.environ.get("CRYPTO_ASSETS_MAX_STALENESS_MINUTES", "1560")))
+    limit = max_staleness()
     st.metric("Newest candle", f"{quote.open_time:%Y-%m-%d %H:%M} UTC")
     st.write(f"Freshness of the newest candle: {freshness(quote.close_time, now, limit)}")
     window = health_window(quote.first_open_time, quote.open_time, now, HEALTH_DAYS)
     failed, reason = _failed_days(window[0].to_pydatetime(), dagster_home())
     if reason:
         st.info(reason)
-    days = daily_health(counts, failed, BASE_MINUTES, now, window)
+    days = daily_health(counts, failed, _queries().base_minutes, now, window)
     st.plotly_chart(figures.health_figure(days), width="stretch", key="health")
     problems = days[(days["candles"] < days["expected"]) | days["failed"]]
     st.write(
@@ -266,7 +265,7 @@ def health_tab() -> None:
 
 def sidebar() -> dict[str, Any]:
     st.sidebar.title(f"{KLINES.symbol} market")
-    offered = offered_timeframes(BASE_MINUTES)
+    offered = offered_timeframes(base_minutes(KLINES.interval))
     timeframe = st.sidebar.selectbox(
         "Timeframe", offered, index=offered.index("15m") if "15m" in offered else 0
     )
@@ -303,18 +302,21 @@ def live_page(controls: dict[str, Any]) -> None:
             try:
                 draw()
             except WarehouseMissing as exc:
-                st.warning(f"{exc}. {LOAD_HINT}")
+                log.warning("%s", exc)  # the path stays on the server
+                st.warning(f"There is no warehouse yet. {LOAD_HINT}")
             except WarehouseBusy as exc:
                 st.warning(f"{exc}; the page tries again in {REFRESH_SECONDS} s.")
     st.caption(f"Read at {utc_now():%Y-%m-%d %H:%M:%S} UTC.")
 
 
 def main() -> None:
+    st.set_option("client.showErrorDetails", "none")  # the browser never sees a traceback
     st.set_page_config(page_title=f"{KLINES.symbol} market", layout="wide")
     try:
         _queries()
     except ValueError as exc:
-        st.error(f"The dashboard cannot reach the warehouse: {exc}")
+        log.error("The dashboard cannot reach the warehouse: %s", exc)
+        st.error("The dashboard cannot reach the warehouse; its log on the server says why.")
         return
     live_page(sidebar())
 

@@ -25,6 +25,13 @@ import pandas as pd
 DATABASE = "cryptodb"
 SCHEMA = "cryptoschema"
 DASHBOARD_ROLE = "CRYPTO_DASHBOARD"
+DASHBOARD_PREFIX = "CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_"
+DASHBOARD_AUTH = ("PRIVATE_KEY_PATH", "PRIVATE_KEY", "PASSWORD")
+PIPELINE_ROLE = "CRYPTO_PIPELINE"
+ADMIN_ROLES = ("ACCOUNTADMIN", "ORGADMIN", "SECURITYADMIN", "SYSADMIN", "USERADMIN")
+READ_ONLY_SESSION = ("USE SECONDARY ROLES NONE",)
+"""Every dashboard session's first statement. Snowflake's default secondary roles (ALL) would
+give the session every role granted to its user, whatever role it names; NONE keeps only it."""
 READ_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4)
 """Four short waits (0.75 s in all) before a read gives up and the page shows its last data."""
 BUSY_PAUSE_SECONDS = 3.0
@@ -122,11 +129,13 @@ class _SnowflakeSession:
 
 @dataclass
 class SnowflakeWarehouse:
-    """Snowflake through the read-only dashboard role; one connection per batch of queries."""
+    """Snowflake as the dashboard's own user and read-only role; one connection per batch of
+    queries, each starting with ``first_statements``."""
 
     settings: Mapping[str, Any]
     schema: str
     dialect: str = "snowflake"
+    first_statements: Sequence[str] = READ_ONLY_SESSION
 
     @contextmanager
     def session(self) -> Iterator[_SnowflakeSession]:
@@ -136,47 +145,92 @@ class SnowflakeWarehouse:
             **self.settings, schema=self.schema, paramstyle="qmark"
         )
         try:
+            cursor = connection.cursor()
+            for statement in self.first_statements:
+                cursor.execute(statement)
+            cursor.close()
             yield _SnowflakeSession(connection)
         finally:
             connection.close()
 
 
 def snowflake_connector_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The pipeline's SNOWFLAKE_* variables as plain connector arguments, with the dashboard's
-    read-only role (CRYPTO_ASSETS_DASHBOARD_ROLE, default CRYPTO_DASHBOARD) instead of the
-    pipeline's."""
+    """The dashboard's own Snowflake login: CRYPTO_ASSETS_DASHBOARD_SNOWFLAKE_USER and its key
+    (``..._PRIVATE_KEY_PATH`` or ``..._PRIVATE_KEY``, with ``..._PRIVATE_KEY_PASSWORD``; or
+    ``..._PASSWORD``), with the read-only role CRYPTO_ASSETS_DASHBOARD_ROLE (default
+    CRYPTO_DASHBOARD), on the pipeline's SNOWFLAKE_ACCOUNT and SNOWFLAKE_WAREHOUSE.
+
+    Refuses the pipeline's user or role, or an admin role: the page would then hold INSERT and
+    DELETE on the tables it shows."""
     missing = [
         name
-        for name in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_WAREHOUSE")
+        for name in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_WAREHOUSE", f"{DASHBOARD_PREFIX}USER")
         if not environ.get(name)
     ]
     auth: dict[str, Any] = {}
-    if environ.get("SNOWFLAKE_PRIVATE_KEY_PATH"):
-        auth["private_key_file"] = environ["SNOWFLAKE_PRIVATE_KEY_PATH"]
-        if environ.get("SNOWFLAKE_PRIVATE_KEY_PASSWORD"):
-            auth["private_key_file_pwd"] = environ["SNOWFLAKE_PRIVATE_KEY_PASSWORD"]
-    elif environ.get("SNOWFLAKE_PRIVATE_KEY"):
+    key_password = environ.get(f"{DASHBOARD_PREFIX}PRIVATE_KEY_PASSWORD")
+    if environ.get(f"{DASHBOARD_PREFIX}PRIVATE_KEY_PATH"):
+        auth["private_key_file"] = environ[f"{DASHBOARD_PREFIX}PRIVATE_KEY_PATH"]
+        if key_password:
+            auth["private_key_file_pwd"] = key_password
+    elif environ.get(f"{DASHBOARD_PREFIX}PRIVATE_KEY"):
         auth["private_key"] = _der_private_key(
-            environ["SNOWFLAKE_PRIVATE_KEY"], environ.get("SNOWFLAKE_PRIVATE_KEY_PASSWORD")
+            environ[f"{DASHBOARD_PREFIX}PRIVATE_KEY"], key_password
         )
-    elif environ.get("SNOWFLAKE_PASSWORD"):
-        auth["password"] = environ["SNOWFLAKE_PASSWORD"]
+    elif environ.get(f"{DASHBOARD_PREFIX}PASSWORD"):
+        auth["password"] = environ[f"{DASHBOARD_PREFIX}PASSWORD"]
     else:
-        missing.append("SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH or SNOWFLAKE_PRIVATE_KEY")
+        missing.append(" or ".join(f"{DASHBOARD_PREFIX}{name}" for name in DASHBOARD_AUTH))
     if missing:
         raise ValueError("the dashboard in prod needs: " + ", ".join(missing))
+    user = environ[f"{DASHBOARD_PREFIX}USER"]
+    if user.upper() == environ.get("SNOWFLAKE_USER", "").upper():
+        raise ValueError(
+            f"{DASHBOARD_PREFIX}USER={user!r} is the pipeline's user (SNOWFLAKE_USER): the"
+            " dashboard needs a user of its own, granted the read-only role only"
+            " (sql/06_read_only_role.sql)."
+        )
+    role = environ.get("CRYPTO_ASSETS_DASHBOARD_ROLE", DASHBOARD_ROLE)
+    writing_roles = {PIPELINE_ROLE, *ADMIN_ROLES, environ.get("SNOWFLAKE_ROLE", "").upper()}
+    if role.upper() in writing_roles:
+        raise ValueError(
+            f"CRYPTO_ASSETS_DASHBOARD_ROLE={role!r} can write or administer the warehouse (the"
+            " pipeline's role, or an admin role): the dashboard runs with a read-only role only"
+            f" ({DASHBOARD_ROLE}, sql/06_read_only_role.sql)."
+        )
     settings = {
         "account": environ["SNOWFLAKE_ACCOUNT"],
-        "user": environ["SNOWFLAKE_USER"],
+        "user": user,
         "warehouse": environ["SNOWFLAKE_WAREHOUSE"],
         "database": environ.get("SNOWFLAKE_DATABASE", DATABASE.upper()),
-        "role": environ.get("CRYPTO_ASSETS_DASHBOARD_ROLE", DASHBOARD_ROLE),
+        "role": role,
         **auth,
     }
-    for name in ("host", "port", "protocol"):
-        if environ.get(f"SNOWFLAKE_{name.upper()}"):
-            settings[name] = environ[f"SNOWFLAKE_{name.upper()}"]
-    return settings
+    return {**settings, **snowflake_endpoint(environ)}
+
+
+def snowflake_endpoint(environ: Mapping[str, str]) -> dict[str, Any]:
+    """SNOWFLAKE_HOST/PORT/PROTOCOL when set (a proxy, a stand-in); plain http only to a
+    loopback host, where the login and session token never cross the network."""
+    from crypto_assets.settings import env_int
+    from crypto_assets.sources.urls import is_loopback_host
+
+    endpoint: dict[str, Any] = {}
+    if environ.get("SNOWFLAKE_HOST"):
+        endpoint["host"] = environ["SNOWFLAKE_HOST"]
+    if environ.get("SNOWFLAKE_PORT"):
+        endpoint["port"] = env_int("SNOWFLAKE_PORT", 443, 1, 65_535, environ)
+    protocol = environ.get("SNOWFLAKE_PROTOCOL")
+    if protocol:
+        if protocol not in ("https", "http"):
+            raise ValueError(f"SNOWFLAKE_PROTOCOL={protocol!r}: expected https (or http).")
+        if protocol == "http" and not is_loopback_host(endpoint.get("host")):
+            raise ValueError(
+                f"SNOWFLAKE_PROTOCOL=http with SNOWFLAKE_HOST={endpoint.get('host')!r}: plain"
+                " http is allowed only to this machine (localhost, 127.0.0.0/8, ::1); use https."
+            )
+        endpoint["protocol"] = protocol
+    return endpoint
 
 
 def _der_private_key(pem: str, password: str | None) -> bytes:

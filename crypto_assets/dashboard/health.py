@@ -3,6 +3,7 @@ checks failed, read from the Dagster instance the pipeline records them in."""
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+log = logging.getLogger(__name__)
 CHECK_HISTORY_LIMIT = 20_000
 """Newest check evaluations read; a year of daily runs with ten checks is about 4,000."""
 
@@ -86,8 +88,9 @@ def failed_check_days(
                 )
         finally:
             instance.dispose()
-    except Exception as exc:
-        return {}, f"could not read check results from {home}: {exc}"
+    except Exception:
+        log.exception("could not read check results from the Dagster instance at %s", home)
+        return {}, "could not read check results from the Dagster instance (see the server's log)"
     newest: dict[tuple[str, str], bool] = {}
     for record in records:
         evaluation = record.event_log_entry.dagster_event.event_specific_data

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from crypto_assets.dashboard.connection import Session, Warehouse
+from crypto_assets.sources.binance_rest import INTERVAL_MS
 
 TIMEFRAME_MINUTES = {"1m": 1, "15m": 15, "1h": 60, "4h": 240, "1d": 1440}
 BAR_TABLE_TIMEFRAMES = ("1h", "4h", "1d")
@@ -22,6 +23,18 @@ INDICATOR_TIMEFRAMES = ("1h", "1d")
 MAX_CANDLES = 10_080
 """About 10,000 candles reach the browser at most: exactly a week of 1m."""
 CANDLE_COLUMNS = "open, high, low, close, volume, taker_base_vol, num_trades"
+
+
+def base_minutes(interval: str) -> int:
+    """Minutes in one of the warehouse's candles. The page's timeframes and the health tab's
+    counts are whole minutes, so a sub-minute interval (1s) is refused rather than drawn as 1m."""
+    milliseconds = INTERVAL_MS[interval]
+    if milliseconds % 60_000:
+        raise ValueError(
+            f"CRYPTO_ASSETS_INTERVAL={interval!r}: the dashboard draws candles of one minute or"
+            " more; load 1m candles for it (the pipeline itself handles 1s)."
+        )
+    return milliseconds // 60_000
 
 
 def offered_timeframes(base_minutes: int) -> list[str]:

@@ -7,29 +7,16 @@ first load was due at the latest.
 """
 
 import json
-import os
 import time
-from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import dagster as dg
 
 from crypto_assets.klines.assets import snowflake_btcusdt
-from crypto_assets.settings import SettingsError
+from crypto_assets.settings import max_staleness
 
-STALENESS_VARIABLE = "CRYPTO_ASSETS_MAX_STALENESS_MINUTES"
-DEFAULT_STALENESS_MINUTES = 26 * 60
-"""A day plus the daily schedule's margin; minutes when the fresh-data sensor keeps it current."""
 FRESHNESS_SENSOR_INTERVAL_SECONDS = 300
 FRESH_UNTIL = "dagster/fresh_until_timestamp"
-
-
-def max_staleness(environ: Mapping[str, str] = os.environ) -> timedelta:
-    """How old the warehouse's last update may be, from CRYPTO_ASSETS_MAX_STALENESS_MINUTES."""
-    value = environ.get(STALENESS_VARIABLE) or str(DEFAULT_STALENESS_MINUTES)
-    if not value.isdigit() or int(value) == 0:
-        raise SettingsError(f"{STALENESS_VARIABLE}={value!r}: expected a whole number of minutes.")
-    return timedelta(minutes=int(value))
 
 
 MAX_STALENESS = max_staleness()

@@ -6,9 +6,11 @@ from collections.abc import Mapping
 import dagster as dg
 from pydantic import Field
 
+from crypto_assets.settings import SettingsError
 from crypto_assets.sources.binance_archive import DEFAULT_ARCHIVE_URL, BinanceArchiveClient
 from crypto_assets.sources.binance_rest import DEFAULT_BASE_URL, BinanceKlinesClient
 from crypto_assets.sources.pacing import RetryPolicy
+from crypto_assets.sources.urls import InsecureUrlError, require_secure_url
 
 
 class BinanceResource(dg.ConfigurableResource):
@@ -40,7 +42,9 @@ class BinanceArchiveResource(dg.ConfigurableResource):
 
 
 def binance_resource(environ: Mapping[str, str] = os.environ) -> BinanceResource:
-    return BinanceResource(base_url=environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL)
+    """BINANCE_BASE_URL, checked when the code location loads (https, or http on loopback)."""
+    url = environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL
+    return BinanceResource(base_url=_checked(url, "BINANCE_BASE_URL"))
 
 
 def binance_archive_resource(environ: Mapping[str, str] = os.environ) -> BinanceArchiveResource:
@@ -50,6 +54,14 @@ def binance_archive_resource(environ: Mapping[str, str] = os.environ) -> Binance
     one is named, so one range never mixes two exchanges' data. Empty turns the archive off.
     """
     if "BINANCE_ARCHIVE_URL" in environ:
-        return BinanceArchiveResource(base_url=environ["BINANCE_ARCHIVE_URL"])
+        url = environ["BINANCE_ARCHIVE_URL"]
+        return BinanceArchiveResource(base_url=url and _checked(url, "BINANCE_ARCHIVE_URL"))
     rest = (environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
     return BinanceArchiveResource(base_url=DEFAULT_ARCHIVE_URL if rest == DEFAULT_BASE_URL else "")
+
+
+def _checked(url: str, variable: str) -> str:
+    try:
+        return require_secure_url(url, variable)
+    except InsecureUrlError as exc:
+        raise SettingsError(str(exc)) from exc

@@ -21,11 +21,18 @@ from dataclasses import dataclass
 import requests
 
 from crypto_assets.sources.pacing import RetryPolicy
+from crypto_assets.sources.urls import require_secure_url
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+MAX_FILE_BYTES = 32 * 2**20
+"""Largest download accepted (a zip or its CHECKSUM). A day of 1s candles zips to about 4 MB."""
+MAX_CSV_BYTES = 64 * 2**20
+"""Largest CSV a zip may unpack to. A day of 1s candles is about 11 MB (86,400 rows of about 126
+bytes, measured on the 1m file in /work/shared); a zip bomb from a
+hostile mirror (which can publish a matching CHECKSUM) is refused before it is inflated."""
 MICROSECONDS_FROM = 10**15
 """Spot files from 2025-01-01 on carry open/close times in microseconds; a millisecond time stays
 below 10^15 until the year 33658, a microsecond one is above it since 2001."""
@@ -67,13 +74,20 @@ def parse_checksum(text: str, file_name: str) -> str:
     return fields[0].lower()
 
 
-def unzip_csv(data: bytes, file_name: str) -> bytes:
-    """The one CSV inside a day's zip."""
+def unzip_csv(data: bytes, file_name: str, max_csv_bytes: int = MAX_CSV_BYTES) -> bytes:
+    """The one CSV inside a day's zip, refused unread when it would unpack to more than
+    ``max_csv_bytes`` (zipfile never inflates past the size the zip declares)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = [name for name in archive.namelist() if name.endswith(".csv")]
+            members = [info for info in archive.infolist() if info.filename.endswith(".csv")]
             if len(members) != 1:
-                raise ArchiveError(f"{file_name} holds {members}, not exactly one CSV.")
+                names = [info.filename for info in members]
+                raise ArchiveError(f"{file_name} holds {names}, not exactly one CSV.")
+            if members[0].file_size > max_csv_bytes:
+                raise ArchiveError(
+                    f"{file_name} would unpack to {members[0].file_size:,} bytes, over the"
+                    f" {max_csv_bytes:,} a day's CSV may have; the day is not loaded."
+                )
             return archive.read(members[0])
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
         raise ArchiveError(f"{file_name} is not a readable zip: {exc}") from exc
@@ -88,12 +102,16 @@ class BinanceArchiveClient:
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_file_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         url = base_url if base_url is not None else os.environ.get("BINANCE_ARCHIVE_URL")
-        self.base_url = (DEFAULT_ARCHIVE_URL if url is None else url).rstrip("/")
+        self.base_url = require_secure_url(
+            (DEFAULT_ARCHIVE_URL if url is None else url).rstrip("/"), "BINANCE_ARCHIVE_URL"
+        )
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        self.max_file_bytes = max_file_bytes
         self._session = requests.Session()
 
     def __repr__(self) -> str:
@@ -107,11 +125,11 @@ class BinanceArchiveClient:
         problem = ""
         for attempt in range(self.retry.max_attempts):
             try:
-                response = self._session.get(url, timeout=self.timeout)
-                if response.status_code == 404:
-                    raise ArchiveDayMissing(f"{url} is not in the archive (404).")
-                if response.status_code == 200:
-                    return response.content
+                with self._session.get(url, timeout=self.timeout, stream=True) as response:
+                    if response.status_code == 404:
+                        raise ArchiveDayMissing(f"{url} is not in the archive (404).")
+                    if response.status_code == 200:
+                        return self._capped_body(url, response)
                 problem = f"HTTP {response.status_code}"
                 if response.status_code < 500 and response.status_code != 429:
                     raise ArchiveError(f"GET {url} answered {problem}.")
@@ -124,6 +142,19 @@ class BinanceArchiveClient:
         raise ArchiveError(
             f"GET {url} failed after {self.retry.max_attempts} attempts; last problem: {problem}"
         )
+
+    def _capped_body(self, url: str, response: requests.Response) -> bytes:
+        """The body, read until it passes ``max_file_bytes``: then refused, not retried."""
+        chunks, size = [], 0
+        for chunk in response.iter_content(chunk_size=2**20):
+            size += len(chunk)
+            if size > self.max_file_bytes:
+                raise ArchiveError(
+                    f"GET {url} sent over {self.max_file_bytes:,} bytes, more than any day's file"
+                    " has; the download was stopped and the day is not loaded."
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def published_sha256(self, symbol: str, interval: str, day: str) -> str:
         """The SHA-256 the archive publishes for the day's file now (raises ArchiveDayMissing)."""

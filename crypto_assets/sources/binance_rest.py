@@ -20,6 +20,7 @@ from binance.client import Client
 from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from crypto_assets.sources.pacing import RetryPolicy, WeightPacer
+from crypto_assets.sources.urls import require_secure_url
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,9 @@ class BinanceKlinesClient:
         pacer: WeightPacer | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url = (base_url or os.environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL).rstrip(
-            "/"
+        self.base_url = require_secure_url(
+            (base_url or os.environ.get("BINANCE_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
+            "BINANCE_BASE_URL",
         )
         self.retry = retry or RetryPolicy()
         self.pacer = pacer or WeightPacer()

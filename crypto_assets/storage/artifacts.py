@@ -34,11 +34,20 @@ class S3Artifacts(ArtifactsWriter):
     prefix: str = Field(default="artifacts", description="Key prefix inside the bucket.")
     region_name: str | None = None
     endpoint_url: str | None = None
+    server_side_encryption: str | None = Field(
+        default=None,
+        description="S3 ServerSideEncryption for new objects, as the Parquet zones use it.",
+    )
 
     def write(self, name: str, data: bytes, content_type: str = "image/png") -> str:
         import boto3
 
         key = f"{self.prefix.strip('/')}/{name}" if self.prefix.strip("/") else name
         client = boto3.client("s3", region_name=self.region_name, endpoint_url=self.endpoint_url)
-        client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        extra = (
+            {"ServerSideEncryption": self.server_side_encryption}
+            if self.server_side_encryption
+            else {}
+        )
+        client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **extra)
         return f"s3://{self.bucket}/{key}"

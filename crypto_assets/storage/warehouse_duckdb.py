@@ -133,16 +133,12 @@ DEFAULT_LOCK_WAIT_SECONDS = 60.0
 
 
 def _describe_lock_holder(message: str) -> str:
-    """Who holds the file, from DuckDB's error and the holder's command line when readable."""
+    """Who holds the file: its PID and program name from DuckDB's error. Never its command line,
+    which may carry a password or token."""
     match = LOCK_HOLDER.search(message)
     if match is None:
         return "another process"
-    pid = match["pid"]
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        command = match["program"]
-    return f"process {pid} ({command[:160]})"
+    return f"process {match['pid']} ({Path(match['program']).name})"
 
 
 def connect_waiting_for_lock(
@@ -167,7 +163,6 @@ def connect_waiting_for_lock(
                     f"The DuckDB warehouse {database} is held by {_describe_lock_holder(str(exc))}"
                     f" and stayed locked for {wait_seconds:g}s, so nothing was loaded. Close that"
                     " process (a notebook, the DuckDB CLI, another run) and run again."
-                    f" DuckDB said: {exc}"
                 ) from exc
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 2.0)

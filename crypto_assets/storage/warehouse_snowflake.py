@@ -4,8 +4,9 @@ Kept apart from warehouse_duckdb.py so local runs never import the Snowflake con
 (about 100 MiB).
 """
 
+import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from typing import Any
 
@@ -27,6 +28,42 @@ from crypto_assets.storage.warehouse import (
     WarehouseResource,
     slice_delete_statement,
 )
+
+STALE_STAGING_SECONDS = 6 * 3600
+"""A staging table older than this belongs to a load that died: runs end within
+max_runtime_seconds (2 h), so no live load has one this old."""
+
+
+def stale_staging_tables(
+    tables: Iterable[tuple[str, float | None]], table: str, max_age_seconds: float
+) -> list[str]:
+    """Of (name, age in seconds) pairs, the staging tables ``<TABLE>_LOAD_<8 hex>`` of ``table``
+    older than ``max_age_seconds``: what a killed load leaves behind (its DROP never ran)."""
+    pattern = re.compile(rf"^{re.escape(table)}_LOAD_[0-9A-F]{{8}}$")
+    return sorted(
+        name
+        for name, age in tables
+        if pattern.match(name) and age is not None and age > max_age_seconds
+    )
+
+
+def _sweep_stale_staging(
+    cursor: Any, database: str, schema: str, table: str, log: Any
+) -> list[str]:
+    """Drops the target's staging tables that dead loads left, before this load makes its own."""
+    catalog = f"{database}.INFORMATION_SCHEMA.TABLES" if database else "INFORMATION_SCHEMA.TABLES"
+    rows = cursor.execute(
+        "SELECT TABLE_NAME, DATEDIFF('second', CREATED, CURRENT_TIMESTAMP())"
+        f" FROM {catalog} WHERE TABLE_SCHEMA = %s",
+        (schema,),
+    ).fetchall()
+    stale = stale_staging_tables(rows, table, STALE_STAGING_SECONDS)
+    prefix = f"{database}.{schema}" if database else schema
+    for name in stale:
+        cursor.execute(f"DROP TABLE IF EXISTS {prefix}.{name}")
+    if stale:
+        log.warning(f"Dropped staging tables that killed loads left: {', '.join(stale)}")
+    return stale
 
 
 class _SnowflakeDayFramesHandler(DayFramesHandler):
@@ -53,6 +90,7 @@ class _SnowflakeDayFramesHandler(DayFramesHandler):
         staging = target.rsplit(".", 1)[0] + "." + staging_name
         rows = 0
         with closing(connection.cursor()) as cursor:
+            _sweep_stale_staging(cursor, database, schema, table, context.log)
             try:
                 cursor.execute(f"CREATE TRANSIENT TABLE {staging} LIKE {target}")
             except ProgrammingError as exc:

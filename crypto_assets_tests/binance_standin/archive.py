@@ -8,7 +8,8 @@ before yesterday at the stand-in's clock); later days, and days without candles,
 
 Per-day variants let tests serve what the real archive has served: a header row (as futures
 files have), a CHECKSUM that does not match, a truncated zip (with a CHECKSUM of the truncated
-bytes), a missing file, or a re-published file whose content changed.
+bytes), a missing file, or a re-published file whose content changed; and what a hostile mirror
+could serve, with matching CHECKSUMs: a zip bomb, or a file far larger than any day's.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import io
+import os
 import re
 import threading
 import zipfile
@@ -27,7 +29,13 @@ from crypto_assets_tests.binance_standin.data import DAY_MS, KLINE_FIELDS, Row
 from crypto_assets_tests.binance_standin.wire import NOT_FOUND_HTML, RawBody
 
 ARCHIVE_PREFIX = "/data/spot/daily/klines/"
-ARCHIVE_VARIANTS = frozenset({"headered", "bad_checksum", "truncated", "missing", "republished"})
+ARCHIVE_VARIANTS = frozenset(
+    {"headered", "bad_checksum", "truncated", "missing", "republished", "zip_bomb", "oversized"}
+)
+BOMB_CSV_BYTES = 65 * 2**20
+"""What the zip_bomb variant's CSV unpacks to (zeros, about 65 KB zipped)."""
+OVERSIZED_FILE_BYTES = 33 * 2**20
+"""How large the oversized variant's zip is: the day's CSV and random padding beside it."""
 MICROSECONDS_FROM_DAY = "2025-01-01"
 _DAILY_FILE = re.compile(
     r"^/data/spot/daily/klines/(?P<symbol>[A-Z0-9]+)/(?P<interval>\w+)/"
@@ -53,6 +61,27 @@ def day_zip(csv: bytes, csv_name: str) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         archive.writestr(zipfile.ZipInfo(csv_name, date_time=_ZIP_TIME), csv)
+    return buffer.getvalue()
+
+
+def _zip_bomb(csv_name: str, size: int) -> bytes:
+    """A deflated zip whose CSV unpacks to ``size`` zero bytes: about a thousandth as large."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo(csv_name, date_time=_ZIP_TIME)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with archive.open(info, "w") as member:
+            for _ in range(size // 2**20):
+                member.write(bytes(2**20))
+    return buffer.getvalue()
+
+
+def _with_padding(csv: bytes, csv_name: str, size: int) -> bytes:
+    """A valid zip of the CSV and a stored member of random bytes, ``size`` bytes or more."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr(zipfile.ZipInfo(csv_name, date_time=_ZIP_TIME), csv)
+        archive.writestr(zipfile.ZipInfo("padding.bin", date_time=_ZIP_TIME), os.urandom(size))
     return buffer.getvalue()
 
 
@@ -92,7 +121,12 @@ class ArchiveEndpoints:
         if variant == "republished":
             day_rows[0][8] = int(day_rows[0][8]) + 1
         name = f"{symbol}-{interval}-{day}"
-        data = day_zip(day_csv(day_rows, day, header=variant == "headered"), f"{name}.csv")
+        csv = day_csv(day_rows, day, header=variant == "headered")
+        data = day_zip(csv, f"{name}.csv")
+        if variant == "zip_bomb":
+            data = _zip_bomb(f"{name}.csv", BOMB_CSV_BYTES)
+        if variant == "oversized":
+            data = _with_padding(csv, f"{name}.csv", OVERSIZED_FILE_BYTES)
         if variant == "truncated":
             data = data[: len(data) // 2]
         sha256 = hashlib.sha256(data).hexdigest()
