@@ -167,10 +167,9 @@ def grid_results(
                     Chosen(strategy, text, name, result) for name, result in by_sample.items()
                 ]
         if starts:
-            text, result = _walk_forward(
-                strategy, sets, helds, fold_scores, bounds, fold_views, costs, grid
-            )
-            rows.append(_row(strategy, text, timeframe, WALK_FORWARD, result, None, costs, True))
+            text, result = _walk_forward(sets, helds, fold_scores, bounds, fold_views, costs, grid)
+            ranked = any(pick is not None for pick in json.loads(text).values())
+            rows.append(_row(strategy, text, timeframe, WALK_FORWARD, result, None, costs, ranked))
             chosen.append(Chosen(strategy, text, WALK_FORWARD, result))
         if strategy == "buy_and_hold":
             hold_returns = {row["sample"]: row["total_return"] for row in rows}
@@ -180,7 +179,6 @@ def grid_results(
 
 
 def _walk_forward(
-    strategy: str,
     sets: list[tuple[dict, Exits]],
     helds: dict[str, np.ndarray],
     fold_scores: list[list[float]],
