@@ -130,7 +130,7 @@ def grid_results(
     windows = [sample for sample in samples(len(prices)) if sample.end > sample.start]
     views = {sample.name: prices.window(sample.start, sample.end) for sample in windows}
     starts = fold_starts(prices.times, folds)
-    bounds = list(zip(starts, [*starts[1:], len(prices)], strict=True))
+    bounds = list(zip(starts, [*starts[1:], len(prices)][: len(starts)], strict=True))
     fold_views = [prices.window(start, end) for start, end in bounds]
     days_before = [int(np.searchsorted(prices.day_ends, start)) for start in starts]
     rows: list[dict] = []
