@@ -154,7 +154,7 @@ def test_page_shows_the_warehouse_close_chart_and_backtests(page, homes, base):
     assert sma["walk-forward return %"] == pytest.approx(5.0)
     assert sma["buy and hold return %"] == pytest.approx(2.0)
     assert sma["excess over buy and hold %"] == pytest.approx(3.0)
-    assert sma["selected set (in-sample)"] == '{"fast": 10, "slow": 30, "stop_loss_pct": null}'
+    assert sma["selected set (in-sample)"] == "fast 10, slow 30"
     # The chart opens on the best walk-forward that traded, never on a flat line.
     chart_of = next(box for box in at.selectbox if box.label == "Equity of")
     assert chart_of.value == ("sma_cross", "1h")

@@ -9,6 +9,7 @@ import pytest
 
 from crypto_assets.dashboard.strategy_view import (
     best_walk_forward,
+    compact_params,
     fold_starts,
     heatmap_frame,
     ranked_summary,
@@ -91,7 +92,21 @@ def test_ranked_summary_puts_walk_forward_beside_buy_and_hold_in_percent() -> No
     assert sma["walk-forward CAGR %"] == pytest.approx(50.0)
     assert sma["buy and hold return %"] == pytest.approx(10.0)
     assert sma["excess over buy and hold %"] == pytest.approx(15.0)
-    assert sma["selected set (in-sample)"] == '{"fast": 5, "slow": 50}'
+    assert sma["selected set (in-sample)"] == "fast 5, slow 50"
+
+
+def test_a_set_reads_short_in_the_table() -> None:
+    text = json.dumps(
+        {
+            "fast": 5,
+            "position_size": 0.5,
+            "slow": 50,
+            "stop_loss_pct": 0.05,
+            "take_profit_pct": None,
+        }
+    )
+    assert compact_params(text) == "fast 5, slow 50; stop 5%, size 0.5"
+    assert compact_params("{}") == "" and compact_params("") == ""
 
 
 def test_the_chart_opens_on_the_best_walk_forward_that_traded() -> None:

@@ -15,7 +15,6 @@ PERCENT = ("total_return", "cagr", "max_drawdown", "excess_return")
 SUMMARY_COLUMNS = {
     "strategy": "strategy",
     "timeframe": "timeframe",
-    "selected_params": "selected set (in-sample)",
     "total_return": "walk-forward return %",
     "cagr": "walk-forward CAGR %",
     "sharpe": "walk-forward Sharpe",
@@ -23,7 +22,28 @@ SUMMARY_COLUMNS = {
     "trades": "walk-forward trades",
     "hold_return": "buy and hold return %",
     "excess_return": "excess over buy and hold %",
+    "selected_params": "selected set (in-sample)",
 }
+EXIT_LABELS = {"stop_loss_pct": "stop", "take_profit_pct": "target"}
+
+
+def compact_params(text: str) -> str:
+    """'{"fast": 5, "position_size": 0.5, "slow": 50, "stop_loss_pct": 0.05, ...}' ->
+    'fast 5, slow 50; stop 5%, size 0.5': short enough for a table cell."""
+    if not text:
+        return ""
+    params = json.loads(text)
+    signal = ", ".join(
+        f"{name} {value}" for name, value in params.items() if name not in EXIT_PARAMS
+    )
+    exits = [
+        f"{label} {params[name]:.0%}"
+        for name, label in EXIT_LABELS.items()
+        if params.get(name) is not None
+    ]
+    if params.get("position_size") not in (None, 1.0):
+        exits.append(f"size {params['position_size']}")
+    return "; ".join(part for part in (signal, ", ".join(exits)) if part)
 
 
 def _walk_forward_or_out_of_sample(backtests: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -44,7 +64,10 @@ def ranked_summary(backtests: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     picks = selected.set_index(["strategy", "timeframe"])["params"]
     hold = rows[rows["strategy"] == "buy_and_hold"].set_index("timeframe")["total_return"]
     table = rows.assign(
-        selected_params=[picks.get((row.strategy, row.timeframe), "") for row in rows.itertuples()],
+        selected_params=[
+            compact_params(picks.get((row.strategy, row.timeframe), ""))
+            for row in rows.itertuples()
+        ],
         hold_return=rows["timeframe"].map(hold),
     )
     table = table.sort_values(["sharpe", "total_return"], ascending=False, na_position="last")
@@ -108,7 +131,7 @@ def heatmap_figure(cells: pd.DataFrame, metric: str) -> go.Figure:
             y=[str(value) for value in cells.index],
             colorscale="RdYlGn",
             zmid=0,
-            text=[[f"{value:.1f}" for value in row] for row in values],
+            text=[["" if pd.isna(value) else f"{value:.1f}" for value in row] for row in values],
             texttemplate="%{text}",
             colorbar={"title": f"{metric} %" if percent else metric},
         )
@@ -116,8 +139,8 @@ def heatmap_figure(cells: pd.DataFrame, metric: str) -> go.Figure:
     figure.update_layout(
         height=380,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis_title=cells.columns.name,
-        yaxis_title=cells.index.name,
+        xaxis={"title": cells.columns.name, "type": "category"},
+        yaxis={"title": cells.index.name, "type": "category"},
     )
     return figure
 
