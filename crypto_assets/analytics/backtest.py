@@ -194,9 +194,8 @@ def run(
     bar), with the stops, targets and sizing of ``exits``."""
     count = len(prices)
     held = np.asarray(held, dtype=bool)
-    previous = np.concatenate([[False], held[:-1]])
-    entry_bars = np.flatnonzero(held & ~previous)
-    exit_bars = np.flatnonzero(~held & previous)
+    changes = np.flatnonzero(np.diff(held, prepend=False))  # flat first: entry, exit, entry ...
+    entry_bars, exit_bars = changes[0::2], changes[1::2]
     if len(exit_bars) < len(entry_bars):
         exit_bars = np.append(exit_bars, count)  # still long at the end
     reasons = np.where(exit_bars == count, END_OF_SAMPLE, SIGNAL)
@@ -207,7 +206,7 @@ def run(
         prices.close[count - 1] if count else np.nan,
     )
     if len(entry_bars) and (exits.stop_loss_pct or exits.take_profit_pct):
-        _apply_stops(prices, held, entry_bars, entry_fill, exits, exit_bars, reasons, exit_level)
+        _apply_stops(prices, entry_bars, entry_fill, exits, exit_bars, reasons, exit_level)
     exit_fill = exit_level * (1 - costs.slippage)
     # The bar whose close first shows the trade settled in cash.
     settle_bars = np.where(reasons == SIGNAL, exit_bars, np.minimum(exit_bars, count - 1))
@@ -254,7 +253,6 @@ def run(
 
 def _apply_stops(
     prices: Prices,
-    held: np.ndarray,
     entry_bars: np.ndarray,
     entry_fill: np.ndarray,
     exits: Exits,
@@ -264,22 +262,34 @@ def _apply_stops(
 ) -> None:
     """Moves each trade's exit to the first bar (from its entry bar on) whose low reaches the
     stop or whose high reaches the target, in place."""
-    bars = np.flatnonzero(held)
-    trade = np.repeat(np.arange(len(entry_bars)), np.minimum(exit_bars, len(held)) - entry_bars)
-    low, high, open_ = prices.low[bars], prices.high[bars], prices.open[bars]
-    stop = entry_fill * (1 - exits.stop_loss_pct) if exits.stop_loss_pct else None
-    target = entry_fill * (1 + exits.take_profit_pct) if exits.take_profit_pct else None
-    stopped = low <= stop[trade] if stop is not None else np.zeros(len(bars), dtype=bool)
-    reached = high >= target[trade] if target is not None else np.zeros(len(bars), dtype=bool)
-    hits = np.flatnonzero(stopped | reached)
+    count = len(prices)
+    # Each bar's stop and target: the trade's while it is held, unreachable between trades.
+    lengths = np.column_stack(
+        [entry_bars - np.concatenate([[0], exit_bars[:-1]]), exit_bars - entry_bars]
+    ).ravel()
+    lengths = np.append(lengths, count - exit_bars[-1])
+    touched = np.zeros(count, dtype=bool)
+    stop = target = None
+    if exits.stop_loss_pct:
+        stop = entry_fill * (1 - exits.stop_loss_pct)
+        levels = np.append(np.column_stack([np.full(len(stop), -np.inf), stop]).ravel(), -np.inf)
+        touched |= prices.low <= np.repeat(levels, lengths)
+    if exits.take_profit_pct:
+        target = entry_fill * (1 + exits.take_profit_pct)
+        levels = np.append(np.column_stack([np.full(len(target), np.inf), target]).ravel(), np.inf)
+        touched |= prices.high >= np.repeat(levels, lengths)
+    hits = np.flatnonzero(touched)
     if not len(hits):
         return
-    first = hits[np.concatenate([[True], trade[hits][1:] != trade[hits][:-1]])]
-    hit_trade, by_stop = trade[first], stopped[first]
-    exit_bars[hit_trade] = bars[first]
+    trade = np.searchsorted(entry_bars, hits, side="right") - 1
+    first = np.concatenate([[True], trade[1:] != trade[:-1]])
+    bars, hit_trade = hits[first], trade[first]
+    opens = prices.open[bars]
+    by_stop = prices.low[bars] <= stop[hit_trade] if stop is not None else np.zeros(len(bars), bool)
+    exit_bars[hit_trade] = bars
     reasons[hit_trade] = np.where(by_stop, STOP_LOSS, TAKE_PROFIT)
-    stop_fill = np.minimum(open_[first], stop[hit_trade]) if stop is not None else 0.0
-    target_fill = np.maximum(open_[first], target[hit_trade]) if target is not None else 0.0
+    stop_fill = np.minimum(opens, stop[hit_trade]) if stop is not None else 0.0
+    target_fill = np.maximum(opens, target[hit_trade]) if target is not None else 0.0
     exit_level[hit_trade] = np.where(by_stop, stop_fill, target_fill)
 
 
@@ -296,16 +306,23 @@ def sharpe_of(returns: np.ndarray) -> float:
     return float(returns.mean() / std * np.sqrt(PERIODS_PER_YEAR)) if std > 0 else float("nan")
 
 
-def drawdown_days(marks: np.ndarray, values: np.ndarray, peak: np.ndarray) -> float:
+def drawdown_days(
+    times: np.ndarray, bar_ns: np.int64, values: np.ndarray, peak: np.ndarray
+) -> float:
     """The longest time under a previous peak, in days: from the close of the peak to the close
-    that regains it, or to the sample's end if none does. ``values`` starts with 1.0 at the
-    first open; ``marks`` are the times of ``values``, ``peak`` their running maximum."""
+    that regains it, or to the sample's end if none does. ``values`` are 1.0 at the first open,
+    then the equity at each bar's close; ``peak`` their running maximum."""
     peaks = np.flatnonzero(values >= peak)
     ends = np.append(peaks[1:], len(values) - 1)
-    spells = np.where(ends - peaks > 1, marks[ends] - marks[peaks], 0)
-    if peaks[-1] < len(values) - 1:  # under water at the end
-        spells[-1] = marks[-1] - marks[peaks[-1]]
-    return float(spells.max() / DAY_NS)
+    spells = ends - peaks > 1
+    spells[-1] = ends[-1] > peaks[-1]  # under water at the end
+    if not spells.any():
+        return 0.0
+    start, end = peaks[spells], ends[spells]
+    # values[i] is marked at the first open (i = 0) or at the close of bar i - 1.
+    marks_end = times[end - 1] + bar_ns
+    marks_start = np.where(start > 0, times[np.maximum(start - 1, 0)] + bar_ns, times[0])
+    return float((marks_end - marks_start).max() / DAY_NS)
 
 
 def metrics(result: BacktestResult) -> dict[str, float | int]:
@@ -325,7 +342,6 @@ def metrics(result: BacktestResult) -> dict[str, float | int]:
     values = np.concatenate([[1.0], equity])
     peak = np.maximum.accumulate(values)
     max_drawdown = float((values / peak).min() - 1)
-    marks = np.concatenate([result.times[:1], result.times + result.bar_ns])
     trades = result.trade_arrays
     trade_returns, profit = trades["trade_return"], trades["profit"]
     losses = -profit[profit < 0].sum()
@@ -335,7 +351,7 @@ def metrics(result: BacktestResult) -> dict[str, float | int]:
         "sharpe": sharpe_of(returns),
         "sortino": float(returns.mean() / downside * annual) if downside > 0 else float("nan"),
         "max_drawdown": max_drawdown,
-        "max_drawdown_days": drawdown_days(marks, values, peak),
+        "max_drawdown_days": drawdown_days(result.times, result.bar_ns, values, peak),
         "calmar": float(cagr / -max_drawdown) if max_drawdown < 0 else float("nan"),
         "win_rate": float((trade_returns > 0).mean()) if len(trade_returns) else float("nan"),
         "trades": len(trade_returns),
