@@ -9,10 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crypto_assets.analytics.assets import btcusdt_bars
 from crypto_assets.analytics.backtest import Costs, Exits, Prices, run, stitch
-from crypto_assets.analytics.backtest_assets import BacktestConfig
+from crypto_assets.analytics.backtest_assets import BacktestConfig, btcusdt_backtests
 from crypto_assets.analytics.backtest_grid import fold_starts, grid_results, samples
 from crypto_assets.analytics.strategies import DEFAULT_GRIDS, Grid, held_positions
+from crypto_assets.resources import local_resources
+from crypto_assets_tests.analytics_data import load_base_table, materialize_analytics, read_table
+from crypto_assets_tests.binance_standin.data import load_klines_csv, shared_data_dir
 from crypto_assets_tests.test_analytics_backtest import random_bars
 
 DAY = pd.Timedelta(days=1)
@@ -126,3 +130,47 @@ def test_grids_come_from_run_config_with_todays_as_default() -> None:
         BacktestConfig(strategies={"turtle": {"params": {"period": [20.0]}}}).grids()
     with pytest.raises(dg.Failure, match=r"Timeframes \['15m'\] cannot be backtested"):
         BacktestConfig(timeframes=["15m"]).grids()
+
+
+def test_a_day_then_a_backfill_two_weeks_later_backtests_the_newest_stretch(tmp_path) -> None:
+    """The reported failure: the capstone's 1h file loaded as 2024-01-01, then 2024-01-15 ..
+    05-10, made btcusdt_backtests fail ("Daily equity needs bars of a day or less, not 14
+    days"). Run config narrows the grid to keep this test short."""
+    path = shared_data_dir() / "BTCUSDT-1h-2024-01-01_2024-05-11.csv"
+    if not path.exists():
+        pytest.skip(f"{path} is absent: real Binance klines are not available in this clone")
+    day = lambda text: int(pd.Timestamp(text, tz="UTC").timestamp() * 1000)  # noqa: E731
+    rows = [
+        row
+        for row in load_klines_csv(path)
+        if row[0] < day("2024-01-02") or day("2024-01-15") <= row[0] < day("2024-05-11")
+    ]
+    load_base_table(tmp_path, rows, "1h")
+    config = {
+        "timeframes": ["1h", "1d"],
+        "strategies": {"sma_cross": {"params": {"fast": [10], "slow": [50]}}},
+    }
+    result = materialize_analytics(
+        local_resources({"CRYPTO_ASSETS_HOME": str(tmp_path)}),
+        "2024-01-01",
+        "2024-05-10",
+        run_config={"ops": {"btcusdt_backtests": {"config": config}}},
+        assets=[btcusdt_bars, btcusdt_backtests],
+    )
+    assert result.success
+    backtests = read_table(tmp_path, "btcusdt_backtests")
+    full = backtests[backtests["sample"] == "full"].set_index(["timeframe", "params"])
+    assert set(full["start"]) == {pd.Timestamp("2024-01-15")}
+    assert len(full) == 2 * (1 + 8)  # buy and hold + one signal set x 2 stops x 2 targets x 2 sizes
+    walk = backtests[backtests["sample"] == "walk_forward"]
+    assert set(walk["start"]) == {pd.Timestamp("2024-04-01")}  # the one quarter after 01-15
+    (event,) = [
+        event
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey("btcusdt_backtests")
+    ]
+    metadata = event.step_materialization_data.materialization.metadata
+    assert metadata["gaps_skipped_1h"].value == (
+        "2024-01-02 00:00 .. 2024-01-15 00:00 (13 days 00:00:00)"
+    )
+    assert metadata["stretch_1d"].value.startswith("2024-01-15 00:00 .. ")
