@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from crypto_assets.analytics.assets import btcusdt_bars
-from crypto_assets.analytics.backtest import Costs, Exits, Prices, run, stitch
+from crypto_assets.analytics.backtest import Costs, Exits, Prices, run
 from crypto_assets.analytics.backtest_assets import BacktestConfig, btcusdt_backtests
-from crypto_assets.analytics.backtest_grid import fold_starts, grid_results, samples
+from crypto_assets.analytics.backtest_grid import fold_starts, grid_results, samples, stitch
 from crypto_assets.analytics.strategies import DEFAULT_GRIDS, Grid, held_positions
 from crypto_assets.resources import local_resources
 from crypto_assets_tests.analytics_data import load_base_table, materialize_analytics, read_table

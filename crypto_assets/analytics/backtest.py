@@ -371,37 +371,6 @@ def longest_run(flags: np.ndarray) -> int:
     return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
 
 
-def stitch(results: list[BacktestResult]) -> BacktestResult:
-    """Consecutive runs as one: each starts with the equity the one before ended on."""
-    scale = np.cumprod([1.0] + [result.equity_values[-1] for result in results[:-1]])
-    offsets = np.cumsum([0] + [len(result.times) for result in results[:-1]])
-    trades = {
-        name: np.concatenate([result.trade_arrays[name] for result in results])
-        for name in results[0].trade_arrays
-    }
-    trades["profit"] = np.concatenate(
-        [
-            result.trade_arrays["profit"] * factor
-            for result, factor in zip(results, scale, strict=True)
-        ]
-    )
-    count = sum(len(result.times) for result in results)
-    stitched = BacktestResult(
-        times=np.concatenate([result.times for result in results]),
-        equity_values=np.concatenate(
-            [result.equity_values * factor for result, factor in zip(results, scale, strict=True)]
-        ),
-        trade_arrays=trades,
-        exposure=float(sum(result.exposure * len(result.times) for result in results) / count),
-        bar_ns=results[0].bar_ns,
-        day_ends=np.concatenate(
-            [result.day_ends + offset for result, offset in zip(results, offsets, strict=True)]
-        ),
-    )
-    stitched.metrics = metrics(stitched)
-    return stitched
-
-
 def daily_equity(result: BacktestResult) -> pd.DataFrame:
     """One row per UTC day: the equity at its last bar and the deepest drawdown of its bars."""
     equity = result.equity_values

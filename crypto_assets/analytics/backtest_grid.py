@@ -25,9 +25,9 @@ from crypto_assets.analytics.backtest import (
     Exits,
     Prices,
     daily_values,
+    metrics,
     run,
     sharpe_of,
-    stitch,
 )
 from crypto_assets.analytics.strategies import (
     DEFAULT_GRIDS,
@@ -174,6 +174,8 @@ def grid_results(
         if strategy == "buy_and_hold":
             hold_returns = {row["sample"]: row["total_return"] for row in rows}
     table = pd.DataFrame(rows, columns=list(BACKTEST_COLUMNS))
+    exit_columns = ["stop_loss_pct", "take_profit_pct", "position_size"]
+    table[exit_columns] = table[exit_columns].astype(float)  # NULL, not text, where none
     table["excess_return"] = table["total_return"] - table["sample"].map(hold_returns)
     return GridOutcome(table, chosen)
 
@@ -202,6 +204,37 @@ def _walk_forward(
         held = helds[params_text(params)][start:end]
         runs.append(run(view, held, costs, exits))
     return json.dumps(picks, sort_keys=True), stitch(runs)
+
+
+def stitch(results: list[BacktestResult]) -> BacktestResult:
+    """Consecutive runs as one: each starts with the equity the one before ended on."""
+    scale = np.cumprod([1.0] + [result.equity_values[-1] for result in results[:-1]])
+    offsets = np.cumsum([0] + [len(result.times) for result in results[:-1]])
+    trades = {
+        name: np.concatenate([result.trade_arrays[name] for result in results])
+        for name in results[0].trade_arrays
+    }
+    trades["profit"] = np.concatenate(
+        [
+            result.trade_arrays["profit"] * factor
+            for result, factor in zip(results, scale, strict=True)
+        ]
+    )
+    count = sum(len(result.times) for result in results)
+    stitched = BacktestResult(
+        times=np.concatenate([result.times for result in results]),
+        equity_values=np.concatenate(
+            [result.equity_values * factor for result, factor in zip(results, scale, strict=True)]
+        ),
+        trade_arrays=trades,
+        exposure=float(sum(result.exposure * len(result.times) for result in results) / count),
+        bar_ns=results[0].bar_ns,
+        day_ends=np.concatenate(
+            [result.day_ends + offset for result, offset in zip(results, offsets, strict=True)]
+        ),
+    )
+    stitched.metrics = metrics(stitched)
+    return stitched
 
 
 def _row(
