@@ -128,72 +128,113 @@ def volume_profile(base: pd.DataFrame, bins: int = 24) -> pd.DataFrame:
     )
 
 
-STRATEGIES = [
-    ("sma_cross", json.dumps({"fast": 10, "slow": 30}), True),
-    ("sma_cross", json.dumps({"fast": 20, "slow": 50}), False),
+STRATEGIES = [  # strategy, params, selected
+    ("buy_and_hold", "{}", True),
+    ("sma_cross", json.dumps({"fast": 10, "slow": 30, "stop_loss_pct": None}), True),
+    ("sma_cross", json.dumps({"fast": 20, "slow": 50, "stop_loss_pct": None}), False),
+    ("sma_cross", json.dumps({"fast": 10, "slow": 50, "stop_loss_pct": 0.05}), False),
     ("rsi_reversion", json.dumps({"low": 30, "high": 70}), True),
 ]
+WALK_FORWARD = {  # (return, Sharpe, trades) of one fold from 2024-01-02; rsi_reversion: none
+    "buy_and_hold": (0.02, 1.0, 1),
+    "sma_cross": (0.05, 2.0, 4),
+    "rsi_reversion": (0.0, float("nan"), 0),
+}
+
+
+def _result(strategy, params, sample, start, end, number, selected) -> dict:
+    return {
+        "strategy": strategy,
+        "params": params,
+        "timeframe": "1h",
+        "sample": sample,
+        "start": start,
+        "end": end,
+        "total_return": 0.01 * (number + 1),
+        "cagr": None,
+        "sharpe": 0.5 + number,
+        "sortino": 0.7 + number,
+        "max_drawdown": -0.02 * (number + 1),
+        "max_drawdown_days": 0.5,
+        "calmar": None,
+        "win_rate": 0.4 + 0.1 * number,
+        "trades": 3 + number,
+        "exposure": 0.5,
+        "profit_factor": 1.5,
+        "avg_trade_return": 0.002,
+        "avg_bars_held": 6.0,
+        "max_consecutive_losses": 1,
+        "excess_return": 0.01 * number,
+        "stop_loss_pct": json.loads(params).get("stop_loss_pct"),
+        "take_profit_pct": None,
+        "position_size": 1.0,
+        "fee_bps": 10.0,
+        "slippage_bps": 5.0,
+        "selected": selected,
+    }
+
+
+def _equity(strategy, params, sample, start, end, number) -> list[dict]:
+    days = pd.date_range(start.normalize(), end.normalize(), freq="D")
+    curve = pd.Series(1 + 0.01 * (number + 1) * np.sin(np.arange(len(days))), index=days)
+    curve.iloc[0] = 1.0
+    return [
+        {
+            "strategy": strategy,
+            "params": params,
+            "timeframe": "1h",
+            "sample": sample,
+            "day": day,
+            "equity": value,
+            "drawdown": value / curve[:day].max() - 1,
+        }
+        for day, value in curve.items()
+    ]
+
+
+def _trades(strategy, params, sample, hourly, number) -> list[dict]:
+    picks = hourly.iloc[number : number + 24 : 6].reset_index(drop=True)
+    entries, exits = picks.iloc[:-1:2].itertuples(), picks.iloc[1::2].itertuples()
+    return [
+        {
+            "strategy": strategy,
+            "params": params,
+            "timeframe": "1h",
+            "sample": sample,
+            "entry_time": entry.open_time,
+            "entry_price": entry.close,
+            "exit_time": exit_.open_time,
+            "exit_price": exit_.close,
+            "trade_return": exit_.close / entry.close - 1,
+            "exit_reason": "signal",
+            "bars_held": 6,
+        }
+        for entry, exit_ in zip(entries, exits, strict=True)
+    ]
 
 
 def backtest_tables(hourly: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Backtests, trades and equity for three parameter sets on the hourly bars."""
+    """Backtests, trades and equity of a few parameter sets on the hourly bars, with a one-fold
+    walk-forward per strategy."""
     start, end = hourly["open_time"].iloc[0], hourly["open_time"].iloc[-1]
     results, trades, equity = [], [], []
     for number, (strategy, params, selected) in enumerate(STRATEGIES):
         for sample in ("full", "in_sample", "out_of_sample"):
-            results.append(
-                {
-                    "strategy": strategy,
-                    "params": params,
-                    "timeframe": "1h",
-                    "sample": sample,
-                    "start": start,
-                    "end": end,
-                    "total_return": 0.01 * (number + 1),
-                    "cagr": 0.1 * (number + 1),
-                    "sharpe": 0.5 + number,
-                    "sortino": 0.7 + number,
-                    "max_drawdown": -0.02 * (number + 1),
-                    "calmar": 1.0 + number,
-                    "win_rate": 0.4 + 0.1 * number,
-                    "trades": 3 + number,
-                    "exposure": 0.5,
-                    "fee_bps": 10.0,
-                    "slippage_bps": 5.0,
-                    "selected": selected,
-                }
-            )
-            picks = hourly.iloc[number : number + 24 : 6].reset_index(drop=True)
-            entries, exits = picks.iloc[:-1:2].itertuples(), picks.iloc[1::2].itertuples()
-            for entry, exit_ in zip(entries, exits, strict=True):
-                trades.append(
-                    {
-                        "strategy": strategy,
-                        "params": params,
-                        "timeframe": "1h",
-                        "sample": sample,
-                        "entry_time": entry.open_time,
-                        "entry_price": entry.close,
-                        "exit_time": exit_.open_time,
-                        "exit_price": exit_.close,
-                        "trade_return": exit_.close / entry.close - 1,
-                    }
-                )
-            days = pd.date_range(start.normalize(), end.normalize(), freq="D")
-            curve = pd.Series(1 + 0.01 * (number + 1) * np.sin(np.arange(len(days))), index=days)
-            curve.iloc[0] = 1.0
-            for day, value in curve.items():
-                equity.append(
-                    {
-                        "strategy": strategy,
-                        "params": params,
-                        "timeframe": "1h",
-                        "sample": sample,
-                        "day": day,
-                        "equity": value,
-                        "drawdown": value / curve[:day].max() - 1,
-                    }
-                )
+            results.append(_result(strategy, params, sample, start, end, number, selected))
+            if selected:
+                trades += _trades(strategy, params, sample, hourly, number)
+                equity += _equity(strategy, params, sample, start, end, number)
+    fold = pd.Timestamp("2024-01-02")
+    hold = WALK_FORWARD["buy_and_hold"][0]
+    for number, (strategy, (total, sharpe, count)) in enumerate(WALK_FORWARD.items()):
+        pick = next(text for name, text, chosen in STRATEGIES if name == strategy and chosen)
+        params = json.dumps({"2024-01-02": json.loads(pick)})
+        row = _result(strategy, params, "walk_forward", fold, end, number, True)
+        row |= {"total_return": total, "sharpe": sharpe, "trades": count}
+        results.append(row | {"excess_return": total - hold, "position_size": None})
+        equity += _equity(strategy, params, "walk_forward", fold, end, number)
+        if count:
+            trades += _trades(strategy, params, "walk_forward", hourly, number)
     return {
         "btcusdt_backtests": pd.DataFrame(results),
         "btcusdt_backtest_trades": pd.DataFrame(trades),

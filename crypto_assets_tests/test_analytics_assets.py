@@ -38,9 +38,11 @@ CONTRACT = {
     "btcusdt_volume_profile": "bin_low bin_high price volume taker_buy_volume taker_sell_volume"
     " is_poc in_value_area window_start window_end",
     "btcusdt_backtests": "strategy params timeframe sample start end total_return cagr sharpe"
-    " sortino max_drawdown calmar win_rate trades exposure fee_bps slippage_bps selected",
+    " sortino max_drawdown max_drawdown_days calmar win_rate trades exposure profit_factor"
+    " avg_trade_return avg_bars_held max_consecutive_losses excess_return stop_loss_pct"
+    " take_profit_pct position_size fee_bps slippage_bps selected",
     "btcusdt_backtest_trades": "strategy params timeframe sample entry_time entry_price"
-    " exit_time exit_price trade_return",
+    " exit_time exit_price trade_return exit_reason bars_held",
     "btcusdt_backtest_equity": "strategy params timeframe sample day equity drawdown",
 }
 CONTRACT["btcusdt_4h"] = CONTRACT["btcusdt_1d"] = CONTRACT["btcusdt_1h"]
@@ -124,8 +126,12 @@ def test_every_contract_table_holds_its_columns(analysed: Analysed) -> None:
     assert len(read_table(home, "btcusdt_1h")) == 24 * DAYS
     assert len(read_table(home, "btcusdt_4h")) == 6 * DAYS
     backtests = read_table(home, "btcusdt_backtests")
+    # No calendar quarter begins after 2024-01-01: no walk-forward fold yet.
     assert set(backtests["sample"]) == {"full", "in_sample", "out_of_sample"}
-    assert set(backtests["timeframe"]) == {"1d", "1h"}
+    assert set(backtests["timeframe"]) == {"1d", "4h", "1h"}
+    full = backtests[backtests["sample"] == "full"]
+    assert set(full["start"]) == {pd.Timestamp("2024-01-01")}
+    assert set(full["end"]) == {pd.Timestamp(f"2024-01-0{DAYS + 1}")}
 
 
 def test_charts_are_attached_and_written_to_the_artifacts_zone(analysed: Analysed) -> None:
@@ -144,6 +150,8 @@ def test_charts_are_attached_and_written_to_the_artifacts_zone(analysed: Analyse
     backtests = analysed.metadata("btcusdt_backtests")
     assert Path(backtests["equity_chart_path"].value).exists()
     assert isinstance(backtests["oos_buy_and_hold_total_return"].value, float)
+    assert backtests["stretch_1h"].value == "2024-01-01 00:00 .. 2024-01-09 00:00 (192 bars)"
+    assert backtests["gaps_skipped_1h"].value == "none"
 
 
 def test_numeric_results_are_float_metadata(analysed: Analysed) -> None:

@@ -147,11 +147,22 @@ def test_page_shows_the_warehouse_close_chart_and_backtests(page, homes, base):
     assert metrics["24 h change"] == f"{last / day_before - 1:+.2%}"
     assert metrics["Open time (UTC)"] == "2024-01-03 23:59"
     assert "crypto-assets analytics" not in texts(at)
-    assert len(at.get("plotly_chart")) == 4  # market, equity, trades, data health
-    table = at.dataframe[0].value
-    selected = table[(table["strategy"] == "rsi_reversion")].iloc[0]
-    assert selected["sharpe (in sample)"] == 2.5 and selected["sharpe (out of sample)"] == 2.5
-    assert set(table["strategy"]) == {"sma_cross", "rsi_reversion"} and len(table) == 3
+    # market, walk-forward equity, trades, parameter heatmap, data health
+    assert len(at.get("plotly_chart")) == 5
+    ranked = at.dataframe[0].value
+    assert ranked["strategy"].tolist() == ["sma_cross", "buy_and_hold", "rsi_reversion"]
+    sma = ranked.iloc[0]
+    assert sma["walk-forward return %"] == pytest.approx(5.0)
+    assert sma["buy and hold return %"] == pytest.approx(2.0)
+    assert sma["excess over buy and hold %"] == pytest.approx(3.0)
+    assert sma["selected set (in-sample)"] == "fast 10, slow 30"
+    # The chart opens on the best walk-forward that traded, never on a flat line.
+    chart_of = next(box for box in at.selectbox if box.label == "Equity of")
+    assert chart_of.value == ("sma_cross", "1h")
+    every_set = at.dataframe[1].value
+    selected = every_set[(every_set["strategy"] == "rsi_reversion")].iloc[0]
+    assert selected["sharpe (in sample)"] == 4.5 and selected["sharpe (out of sample)"] == 4.5
+    assert len(every_set) == 5
 
 
 def test_missing_analytics_tables_say_what_to_run(page, homes):

@@ -160,50 +160,75 @@ COMMENT = 'Volume by price over the last 90 days of 1h bars, with the POC and th
 -- Backtests: the grid, the trades and the daily equity of the selected sets.
 
 CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS (
-    STRATEGY     VARCHAR       COMMENT 'Strategy name',
-    PARAMS       VARCHAR       COMMENT 'Parameter set as JSON text',
-    TIMEFRAME    VARCHAR       COMMENT '1d or 1h',
-    "SAMPLE"     VARCHAR       COMMENT 'full, in_sample or out_of_sample',
-    "START"      TIMESTAMP_NTZ COMMENT 'Open time of the first bar',
-    "END"        TIMESTAMP_NTZ COMMENT 'End of the last bar',
-    TOTAL_RETURN FLOAT         COMMENT 'Final equity - 1',
-    CAGR         FLOAT         COMMENT 'Compound annual growth',
-    SHARPE       FLOAT         COMMENT 'Daily returns, 365/yr, rf 0, ddof 1',
-    SORTINO      FLOAT         COMMENT 'Daily returns over downside deviation',
-    MAX_DRAWDOWN FLOAT         COMMENT 'Deepest fall from peak (<= 0)',
-    CALMAR       FLOAT         COMMENT 'CAGR / |MAX_DRAWDOWN|',
-    WIN_RATE     FLOAT         COMMENT 'Share of winning trades',
-    TRADES       NUMBER(38, 0) COMMENT 'Round trips',
-    EXPOSURE     FLOAT         COMMENT 'Share of bars in the market',
-    FEE_BPS      FLOAT         COMMENT 'Fee per side, bps',
-    SLIPPAGE_BPS FLOAT         COMMENT 'Slippage per side, bps',
-    SELECTED     BOOLEAN       COMMENT 'The parameter set chosen on in-sample'
+    STRATEGY               VARCHAR       COMMENT 'Strategy name',
+    PARAMS                 VARCHAR       COMMENT 'Parameter set as JSON text; walk_forward: fold start -> set',
+    TIMEFRAME              VARCHAR       COMMENT '1h, 4h or 1d',
+    "SAMPLE"               VARCHAR       COMMENT 'full, in_sample, out_of_sample or walk_forward',
+    "START"                TIMESTAMP_NTZ COMMENT 'Open time of the first bar (inside the newest stretch)',
+    "END"                  TIMESTAMP_NTZ COMMENT 'End of the last bar',
+    TOTAL_RETURN           FLOAT         COMMENT 'Final equity - 1',
+    CAGR                   FLOAT         COMMENT 'Compound annual growth; NULL under 90 days',
+    SHARPE                 FLOAT         COMMENT 'Daily returns, 365/yr, rf 0, ddof 1',
+    SORTINO                FLOAT         COMMENT 'Daily returns over downside deviation',
+    MAX_DRAWDOWN           FLOAT         COMMENT 'Deepest fall from peak, equity at every bar close (<= 0)',
+    MAX_DRAWDOWN_DAYS      FLOAT         COMMENT 'Longest time under a previous peak, days',
+    CALMAR                 FLOAT         COMMENT 'CAGR / |MAX_DRAWDOWN|; NULL under 90 days',
+    WIN_RATE               FLOAT         COMMENT 'Share of winning trades',
+    TRADES                 NUMBER(38, 0) COMMENT 'Round trips',
+    EXPOSURE               FLOAT         COMMENT 'Share of bars in the market',
+    PROFIT_FACTOR          FLOAT         COMMENT 'Gross profit / gross loss; NULL without a losing trade',
+    AVG_TRADE_RETURN       FLOAT         COMMENT 'Mean trade return, net of fees',
+    AVG_BARS_HELD          FLOAT         COMMENT 'Mean bars a trade is held',
+    MAX_CONSECUTIVE_LOSSES NUMBER(38, 0) COMMENT 'Longest run of losing trades',
+    EXCESS_RETURN          FLOAT         COMMENT 'TOTAL_RETURN - buy and hold''s, same timeframe and sample',
+    STOP_LOSS_PCT          FLOAT         COMMENT 'Stop below the entry fill (0.05 = 5%); NULL: none',
+    TAKE_PROFIT_PCT        FLOAT         COMMENT 'Target above the entry fill; NULL: none',
+    POSITION_SIZE          FLOAT         COMMENT 'Fraction of equity per entry; NULL for walk_forward',
+    FEE_BPS                FLOAT         COMMENT 'Fee per side, bps',
+    SLIPPAGE_BPS           FLOAT         COMMENT 'Slippage per side, bps',
+    SELECTED               BOOLEAN       COMMENT 'Best in-sample Sharpe (or a ranked walk-forward); FALSE when none could be ranked'
 )
-COMMENT = 'One row per strategy x parameter set x sample; metric conventions in the README.';
+COMMENT = 'One row per strategy x parameter set x sample on the newest contiguous stretch; metric conventions in the README.';
 
 CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_TRADES (
     STRATEGY     VARCHAR       COMMENT 'Strategy name',
     PARAMS       VARCHAR       COMMENT 'Parameter set as JSON text',
-    TIMEFRAME    VARCHAR       COMMENT '1d or 1h',
-    "SAMPLE"     VARCHAR       COMMENT 'full, in_sample or out_of_sample',
-    ENTRY_TIME   TIMESTAMP_NTZ COMMENT 'Fill time of the buy',
+    TIMEFRAME    VARCHAR       COMMENT '1h, 4h or 1d',
+    "SAMPLE"     VARCHAR       COMMENT 'full, in_sample, out_of_sample or walk_forward',
+    ENTRY_TIME   TIMESTAMP_NTZ COMMENT 'Fill time of the buy (bar open)',
     ENTRY_PRICE  FLOAT         COMMENT 'Buy fill price, slippage included',
-    EXIT_TIME    TIMESTAMP_NTZ COMMENT 'Fill time of the sale',
+    EXIT_TIME    TIMESTAMP_NTZ COMMENT 'Open of the exit bar; end of the last bar for end_of_sample',
     EXIT_PRICE   FLOAT         COMMENT 'Sale fill price, slippage included',
-    TRADE_RETURN FLOAT         COMMENT 'Net of fees'
+    TRADE_RETURN FLOAT         COMMENT 'Net of fees, on the position',
+    EXIT_REASON  VARCHAR       COMMENT 'signal, stop_loss, take_profit or end_of_sample',
+    BARS_HELD    NUMBER(38, 0) COMMENT 'Bars the position was open in'
 )
-COMMENT = 'Round trips of the selected parameter set, per sample.';
+COMMENT = 'Round trips of the selected parameter sets and the walk-forwards, per sample.';
 
 CREATE TABLE IF NOT EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_EQUITY (
     STRATEGY  VARCHAR       COMMENT 'Strategy name',
     PARAMS    VARCHAR       COMMENT 'Parameter set as JSON text',
-    TIMEFRAME VARCHAR       COMMENT '1d or 1h',
-    "SAMPLE"  VARCHAR       COMMENT 'full, in_sample or out_of_sample',
+    TIMEFRAME VARCHAR       COMMENT '1h, 4h or 1d',
+    "SAMPLE"  VARCHAR       COMMENT 'full, in_sample, out_of_sample or walk_forward',
     DAY       TIMESTAMP_NTZ COMMENT 'UTC day',
-    EQUITY    FLOAT         COMMENT 'Equity, 1.0 at the start',
-    DRAWDOWN  FLOAT         COMMENT 'EQUITY / running peak - 1 (<= 0)'
+    EQUITY    FLOAT         COMMENT 'Equity at the day''s last bar, 1.0 at the start',
+    DRAWDOWN  FLOAT         COMMENT 'Deepest EQUITY / running peak - 1 of the day''s bars (<= 0)'
 )
-COMMENT = 'Daily equity and drawdown of the selected parameter sets, per sample.';
+COMMENT = 'Daily equity and drawdown of the selected parameter sets and the walk-forwards, per sample.';
+
+-- Upgrading a deployment created before the trade statistics, exits and
+-- walk-forward (each column once; ADD COLUMN IF NOT EXISTS is idempotent):
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS ADD COLUMN IF NOT EXISTS MAX_DRAWDOWN_DAYS FLOAT;
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS ADD COLUMN IF NOT EXISTS PROFIT_FACTOR FLOAT;
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS ADD COLUMN IF NOT EXISTS AVG_TRADE_RETURN FLOAT;
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS ADD COLUMN IF NOT EXISTS AVG_BARS_HELD FLOAT;
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS ADD COLUMN IF NOT EXISTS MAX_CONSECUTIVE_LOSSES NUMBER(38, 0);
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS ADD COLUMN IF NOT EXISTS EXCESS_RETURN FLOAT;
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS ADD COLUMN IF NOT EXISTS STOP_LOSS_PCT FLOAT;
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS ADD COLUMN IF NOT EXISTS TAKE_PROFIT_PCT FLOAT;
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTESTS ADD COLUMN IF NOT EXISTS POSITION_SIZE FLOAT;
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_TRADES ADD COLUMN IF NOT EXISTS EXIT_REASON VARCHAR;
+ALTER TABLE IF EXISTS CRYPTODB.CRYPTOSCHEMA.BTCUSDT_BACKTEST_TRADES ADD COLUMN IF NOT EXISTS BARS_HELD NUMBER(38, 0);
 
 -- Whole-table outputs are replaced by swapping in a staging table the pipeline
 -- has just written (ALTER TABLE ... SWAP WITH, see warehouse_snowflake.py),

@@ -152,7 +152,9 @@ def _indicators_asset(timeframe: str, periods_per_year: int) -> dg.AssetsDefinit
         frame = warehouse.query_frame(
             bars.complete_bars_sql(warehouse.qualified_table(bars_table(timeframe)))
         )
-        table = indicators.indicators(frame, periods_per_year)
+        table = indicators.indicators(
+            frame, periods_per_year, pd.Timedelta(bars.TIMEFRAMES[timeframe])
+        )
         name = indicators_table(timeframe)
         return dg.MaterializeResult(
             metadata={

@@ -1,18 +1,27 @@
-"""A small vectorised long/flat backtest engine and its metrics.
+"""A vectorised long/flat backtest engine (spot: no shorts, no leverage) and its metrics.
 
 Conventions, written down once:
 
 - A strategy's signal on a bar's close (1 long, 0 flat) is acted on at the next bar's open; a
-  position is never opened on information the bar's open did not have.
-- All in: an entry spends the whole equity, fee included; an exit sells the whole position.
-  A buy fills at open x (1 + slippage), a sell at open x (1 - slippage), and each side pays the
-  fee on its filled value. A position still open at the end of the sample is sold at the last
-  bar's close, with the same slippage and fee.
-- Metrics use the equity at each UTC day's last bar (daily equity, starting from 1.0 before the
-  first bar): daily returns, 365 periods a year, risk-free rate 0, sample standard deviation
-  (ddof 1). Sortino divides by the downside deviation sqrt(mean(min(r, 0)^2)). Max drawdown is the
-  deepest fall of equity from its running peak (<= 0); Calmar is CAGR / |max drawdown|; CAGR
-  compounds over the sample's calendar length (first open to last bar's end).
+  position is never opened on information the bar's open did not have. A run of bars held by the
+  signal is one trade at most: after a stop or a target closes it, the next entry waits for a
+  fresh signal (the signal turning flat, then long again).
+- An entry spends ``position_size`` of the equity, fee included; the rest stays in cash. An exit
+  sells the whole position. A buy fills at open x (1 + slippage), a sale at its price x
+  (1 - slippage), and each side pays the fee on its filled value.
+- Stop-loss and take-profit levels are set from the entry fill (entry x (1 - stop_loss_pct),
+  entry x (1 + take_profit_pct)) and are watched from the entry bar on, with each bar's low and
+  high. A stop fills at its level, or at the bar's open if the bar opened through it; a target at
+  its level, or at the open if the bar opened above it. When one bar touches both, the stop is
+  assumed to have come first (the conservative order; backtesting.py does the same).
+- A signal exit sells at the next bar's open before that bar is watched for a stop. A position
+  still open at the end of the sample is sold at the last bar's close (``end_of_sample``).
+- Equity is marked to market at every bar's close. Max drawdown and ``max_drawdown_days`` come
+  from that series (1.0 before the first bar). Sharpe and Sortino use daily returns (the equity
+  at each UTC day's last bar, 1.0 on the day before the first), 365 periods a year, risk-free
+  rate 0, sample standard deviation (ddof 1); Sortino divides by sqrt(mean(min(r, 0)^2)).
+  CAGR compounds over the sample's calendar length and, like Calmar (CAGR / |max drawdown|), is
+  NaN (NULL) for a sample shorter than 90 days.
 """
 
 import math
@@ -23,11 +32,39 @@ import numpy as np
 import pandas as pd
 
 PERIODS_PER_YEAR = 365
+MIN_ANNUALISED_DAYS = 90
 DEFAULT_FEE_BPS = 10.0  # Binance spot's base taker/maker rate, each side
 DEFAULT_SLIPPAGE_BPS = 5.0
 MAX_COST_BPS = 1_000.0
 """10% a side: far above any exchange's fee or a liquid market's slippage; more is a typo."""
-TRADE_COLUMNS = ("entry_time", "entry_price", "exit_time", "exit_price", "trade_return")
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "end_of_sample")
+SIGNAL, STOP_LOSS, TAKE_PROFIT, END_OF_SAMPLE = range(4)
+TRADE_COLUMNS = (
+    "entry_time",
+    "entry_price",
+    "exit_time",
+    "exit_price",
+    "trade_return",
+    "exit_reason",
+    "bars_held",
+)
+METRIC_NAMES = (
+    "total_return",
+    "cagr",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "max_drawdown_days",
+    "calmar",
+    "win_rate",
+    "trades",
+    "exposure",
+    "profit_factor",
+    "avg_trade_return",
+    "avg_bars_held",
+    "max_consecutive_losses",
+)
+DAY_NS = np.int64(86_400 * 10**9)
 
 
 @dataclass(frozen=True)
@@ -61,152 +98,306 @@ def check_cost_bps(name: str, value: float) -> float:
 DEFAULT_COSTS = Costs()
 
 
+@dataclass(frozen=True)
+class Exits:
+    """How a trade is left besides its signal, and how much of the equity it takes."""
+
+    stop_loss_pct: float | None = None
+    take_profit_pct: float | None = None
+    position_size: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.position_size <= 1:
+            raise ValueError(f"position_size must be in (0, 1], not {self.position_size}")
+        for name in ("stop_loss_pct", "take_profit_pct"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < (1 if name == "stop_loss_pct" else np.inf):
+                raise ValueError(f"{name} must be a positive fraction (0.05 = 5%), not {value}")
+
+
+NO_EXITS = Exits()
+
+
+@dataclass(frozen=True)
+class Prices:
+    """One contiguous stretch of bars as arrays, with what every run on them shares."""
+
+    times: np.ndarray  # open_time of each bar, int64 ns
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    bar_ns: np.int64  # the timeframe's bar length, never guessed from the data
+
+    @classmethod
+    def of(cls, bars: pd.DataFrame, bar_length: pd.Timedelta) -> "Prices":
+        """Bars ordered by open_time, of one stretch; ``bar_length`` is the timeframe's."""
+        if bar_length > pd.Timedelta(days=1):
+            raise ValueError(f"Bars must be a day long or shorter, not {bar_length}")
+        floats = {name: bars[name].to_numpy(dtype="float64") for name in ("open", "high", "low")}
+        return cls(
+            times=bars["open_time"].to_numpy(dtype="datetime64[ns]").view("int64"),
+            close=bars["close"].to_numpy(dtype="float64"),
+            bar_ns=np.int64(bar_length.value),
+            **floats,
+        )
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def window(self, start: int, end: int) -> "Prices":
+        return Prices(
+            self.times[start:end],
+            self.open[start:end],
+            self.high[start:end],
+            self.low[start:end],
+            self.close[start:end],
+            self.bar_ns,
+        )
+
+    @cached_property
+    def day_ends(self) -> np.ndarray:
+        """Index of each UTC day's last bar."""
+        days = self.times // DAY_NS
+        return np.flatnonzero(np.append(days[1:] != days[:-1], True))
+
+
 @dataclass
 class BacktestResult:
     """Arrays of one backtest; the pandas views are built only when asked for."""
 
-    times: np.ndarray  # open_time of each bar, datetime64[ns]
+    times: np.ndarray  # open_time of each bar, int64 ns
     equity_values: np.ndarray  # equity at each bar's close
     trade_arrays: dict[str, np.ndarray]
-    exposure: float  # share of bars holding the position
-    bar_length: pd.Timedelta
+    exposure: float  # share of bars holding a position
+    bar_ns: np.int64
+    day_ends: np.ndarray
     metrics: dict[str, float | int] = field(default_factory=dict)
+
+    @property
+    def start(self) -> pd.Timestamp:
+        return pd.Timestamp(self.times[0])
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return pd.Timestamp(self.times[-1] + self.bar_ns)
 
     @cached_property
     def equity(self) -> pd.Series:
-        return pd.Series(self.equity_values, index=pd.DatetimeIndex(self.times), name="equity")
+        index = pd.DatetimeIndex(self.times.astype("datetime64[ns]"))
+        return pd.Series(self.equity_values, index=index, name="equity")
 
     @cached_property
     def trades(self) -> pd.DataFrame:
-        return pd.DataFrame(self.trade_arrays, columns=list(TRADE_COLUMNS))
+        frame = pd.DataFrame({name: self.trade_arrays[name] for name in TRADE_COLUMNS})
+        for name in ("entry_time", "exit_time"):
+            frame[name] = frame[name].astype("datetime64[ns]")
+        frame["exit_reason"] = np.asarray(EXIT_REASONS, dtype=object)[frame["exit_reason"]]
+        return frame
 
 
 def positions_from_signal(signal: np.ndarray) -> np.ndarray:
-    """The position held through each bar: the previous bar's closing signal (flat at first)."""
+    """The position the signal asks for through each bar: the previous bar's closing signal
+    (flat at first)."""
     held = np.zeros(len(signal), dtype=bool)
     held[1:] = np.nan_to_num(signal[:-1], nan=0.0) > 0
     return held
 
 
-def run(bars: pd.DataFrame, held: np.ndarray, costs: Costs = DEFAULT_COSTS) -> BacktestResult:
-    """Equity and trades of holding the position ``held[i]`` through bar i (entered at bar i's
-    open when not held through bar i - 1), on bars ordered by open_time."""
-    open_ = bars["open"].to_numpy(dtype="float64")
-    close = bars["close"].to_numpy(dtype="float64")
-    times = bars["open_time"].to_numpy(dtype="datetime64[ns]")
+def run(
+    prices: Prices, held: np.ndarray, costs: Costs = DEFAULT_COSTS, exits: Exits = NO_EXITS
+) -> BacktestResult:
+    """Equity and trades of following ``held`` (the position the signal asks for through each
+    bar), with the stops, targets and sizing of ``exits``."""
+    count = len(prices)
     held = np.asarray(held, dtype=bool)
-    previous = np.concatenate([[False], held[:-1]])
-    entries = held & ~previous
-    exits = ~held & previous
-    buy_price = open_ * (1 + costs.slippage)
-    sell_price = open_ * (1 - costs.slippage)
-    previous_close = np.concatenate([[np.nan], close[:-1]])
-    factor = np.ones(len(close))
-    hold = held & previous
-    factor[hold] = close[hold] / previous_close[hold]
-    factor[entries] = close[entries] / (buy_price[entries] * (1 + costs.fee))
-    factor[exits] = sell_price[exits] * (1 - costs.fee) / previous_close[exits]
-    if len(close) and held[-1]:
-        factor[-1] *= (1 - costs.slippage) * (1 - costs.fee)
-    bar_length = pd.Timedelta(times[1] - times[0]) if len(times) > 1 else pd.Timedelta(days=1)
+    changes = np.flatnonzero(np.diff(held, prepend=False))  # flat first: entry, exit, entry ...
+    entry_bars, exit_bars = changes[0::2], changes[1::2]
+    if len(exit_bars) < len(entry_bars):
+        exit_bars = np.append(exit_bars, count)  # still long at the end
+    reasons = np.where(exit_bars == count, END_OF_SAMPLE, SIGNAL)
+    entry_fill = prices.open[entry_bars] * (1 + costs.slippage)
+    exit_level = np.where(
+        exit_bars < count,
+        prices.open[np.minimum(exit_bars, count - 1)],
+        prices.close[count - 1] if count else np.nan,
+    )
+    if len(entry_bars) and (exits.stop_loss_pct or exits.take_profit_pct):
+        _apply_stops(prices, entry_bars, entry_fill, exits, exit_bars, reasons, exit_level)
+    exit_fill = exit_level * (1 - costs.slippage)
+    # The bar whose close first shows the trade settled in cash.
+    settle_bars = np.where(reasons == SIGNAL, exit_bars, np.minimum(exit_bars, count - 1))
+    bars_held = settle_bars - entry_bars + (reasons != SIGNAL)
+    gross = exit_fill * (1 - costs.fee) / (entry_fill * (1 + costs.fee))
+    size = exits.position_size
+    after = np.cumprod(1 - size + size * gross)
+    before = np.concatenate([[1.0], after[:-1]])
+    equity = np.ones(count)
+    if len(entry_bars):
+        # Bars before the first entry, then each trade's bars (marked at the close) and the
+        # cash bars after it: equity = level + scale x close on each piece.
+        next_entry = np.append(entry_bars[1:], count)
+        lengths = np.column_stack([settle_bars - entry_bars, next_entry - settle_bars]).ravel()
+        scale = np.column_stack(
+            [before * size / (entry_fill * (1 + costs.fee)), np.zeros(len(entry_bars))]
+        ).ravel()
+        level = np.column_stack([before * (1 - size), after]).ravel()
+        head = entry_bars[0]
+        equity[head:] = np.repeat(level, lengths) + np.repeat(scale, lengths) * prices.close[head:]
+    times = prices.times
+    last_bar = np.minimum(exit_bars, count - 1)
+    exit_times = times[last_bar] + np.where(reasons == END_OF_SAMPLE, prices.bar_ns, 0)
     result = BacktestResult(
         times=times,
-        equity_values=np.cumprod(factor),
-        trade_arrays=_trades(
-            times, entries, exits, buy_price, sell_price, close, costs, bar_length
-        ),
-        exposure=float(held.mean()) if len(held) else 0.0,
-        bar_length=bar_length,
+        equity_values=equity,
+        trade_arrays={
+            "entry_time": times[entry_bars],
+            "entry_price": entry_fill,
+            "exit_time": exit_times,
+            "exit_price": exit_fill,
+            "trade_return": gross - 1,
+            "exit_reason": reasons,
+            "bars_held": bars_held,
+            "profit": before * size * (gross - 1),  # in units of the starting equity
+        },
+        exposure=float(bars_held.sum() / count) if count else 0.0,
+        bar_ns=prices.bar_ns,
+        day_ends=prices.day_ends,
     )
     result.metrics = metrics(result)
     return result
 
 
-def _trades(
-    times: np.ndarray,
-    entries: np.ndarray,
-    exits: np.ndarray,
-    buy_price: np.ndarray,
-    sell_price: np.ndarray,
-    close: np.ndarray,
-    costs: Costs,
-    bar_length: pd.Timedelta,
-) -> dict[str, np.ndarray]:
-    """One row per round trip; a position open at the end exits at the last bar's close (its
-    exit_time is that bar's end)."""
-    entry_at = np.flatnonzero(entries)
-    exit_at = np.flatnonzero(exits)
-    exit_prices = sell_price[exit_at]
-    exit_times = times[exit_at]
-    if len(entry_at) > len(exit_at):  # still long at the end: sold at the last close
-        exit_prices = np.append(exit_prices, close[-1] * (1 - costs.slippage))
-        exit_times = np.append(exit_times, times[-1] + bar_length.to_timedelta64())
-    entry_prices = buy_price[entry_at]
-    return {
-        "entry_time": times[entry_at],
-        "entry_price": entry_prices,
-        "exit_time": exit_times,
-        "exit_price": exit_prices,
-        "trade_return": exit_prices * (1 - costs.fee) / (entry_prices * (1 + costs.fee)) - 1,
-    }
+def _apply_stops(
+    prices: Prices,
+    entry_bars: np.ndarray,
+    entry_fill: np.ndarray,
+    exits: Exits,
+    exit_bars: np.ndarray,
+    reasons: np.ndarray,
+    exit_level: np.ndarray,
+) -> None:
+    """Moves each trade's exit to the first bar (from its entry bar on) whose low reaches the
+    stop or whose high reaches the target, in place."""
+    count = len(prices)
+    # Each bar's stop and target: the trade's while it is held, unreachable between trades.
+    lengths = np.column_stack(
+        [entry_bars - np.concatenate([[0], exit_bars[:-1]]), exit_bars - entry_bars]
+    ).ravel()
+    lengths = np.append(lengths, count - exit_bars[-1])
+    touched = np.zeros(count, dtype=bool)
+    stop = target = None
+    if exits.stop_loss_pct:
+        stop = entry_fill * (1 - exits.stop_loss_pct)
+        levels = np.append(np.column_stack([np.full(len(stop), -np.inf), stop]).ravel(), -np.inf)
+        touched |= prices.low <= np.repeat(levels, lengths)
+    if exits.take_profit_pct:
+        target = entry_fill * (1 + exits.take_profit_pct)
+        levels = np.append(np.column_stack([np.full(len(target), np.inf), target]).ravel(), np.inf)
+        touched |= prices.high >= np.repeat(levels, lengths)
+    hits = np.flatnonzero(touched)
+    if not len(hits):
+        return
+    trade = np.searchsorted(entry_bars, hits, side="right") - 1
+    first = np.concatenate([[True], trade[1:] != trade[:-1]])
+    bars, hit_trade = hits[first], trade[first]
+    opens = prices.open[bars]
+    by_stop = prices.low[bars] <= stop[hit_trade] if stop is not None else np.zeros(len(bars), bool)
+    exit_bars[hit_trade] = bars
+    reasons[hit_trade] = np.where(by_stop, STOP_LOSS, TAKE_PROFIT)
+    stop_fill = np.minimum(opens, stop[hit_trade]) if stop is not None else 0.0
+    target_fill = np.maximum(opens, target[hit_trade]) if target is not None else 0.0
+    exit_level[hit_trade] = np.where(by_stop, stop_fill, target_fill)
 
 
-DAY = np.timedelta64(1, "D")
+def daily_values(result: BacktestResult) -> np.ndarray:
+    """Equity at each UTC day's last bar, preceded by 1.0 (the day before the first)."""
+    return np.concatenate([[1.0], result.equity_values[result.day_ends]])
 
 
-def daily_values(
-    times: np.ndarray, equity: np.ndarray, bar_length: pd.Timedelta
-) -> tuple[np.ndarray, np.ndarray]:
-    """(days, equity at each UTC day's last bar), preceded by 1.0 on the day before the first."""
-    if bar_length > pd.Timedelta(days=1):
-        raise ValueError(f"Daily equity needs bars of a day or less, not {bar_length}")
-    if not len(times):
-        return times.astype("datetime64[D]"), equity
-    days = times.astype("datetime64[D]")
-    last_of_day = np.append(days[1:] != days[:-1], True)
-    return (
-        np.concatenate([[days[0] - DAY], days[last_of_day]]),
-        np.concatenate([[1.0], equity[last_of_day]]),
-    )
+def sharpe_of(returns: np.ndarray) -> float:
+    """Annualised Sharpe of daily returns (NaN when it cannot be ranked)."""
+    if len(returns) < 2:
+        return float("nan")
+    std = returns.std(ddof=1)
+    return float(returns.mean() / std * np.sqrt(PERIODS_PER_YEAR)) if std > 0 else float("nan")
 
 
-def daily_equity(equity: pd.Series, bar_length: pd.Timedelta) -> pd.Series:
-    """Equity at each UTC day's last bar, preceded by 1.0 on the day before the first bar."""
-    days, values = daily_values(
-        equity.index.to_numpy(dtype="datetime64[ns]"), equity.to_numpy(), bar_length
-    )
-    return pd.Series(values, index=pd.DatetimeIndex(days.astype("datetime64[ns]")))
-
-
-def drawdown(equity: pd.Series) -> pd.Series:
-    return equity / equity.cummax() - 1
+def drawdown_days(
+    times: np.ndarray, bar_ns: np.int64, values: np.ndarray, peak: np.ndarray
+) -> float:
+    """The longest time under a previous peak, in days: from the close of the peak to the close
+    that regains it, or to the sample's end if none does. ``values`` are 1.0 at the first open,
+    then the equity at each bar's close; ``peak`` their running maximum."""
+    peaks = np.flatnonzero(values >= peak)
+    ends = np.append(peaks[1:], len(values) - 1)
+    spells = ends - peaks > 1
+    spells[-1] = ends[-1] > peaks[-1]  # under water at the end
+    if not spells.any():
+        return 0.0
+    start, end = peaks[spells], ends[spells]
+    # values[i] is marked at the first open (i = 0) or at the close of bar i - 1.
+    marks_end = times[end - 1] + bar_ns
+    marks_start = np.where(start > 0, times[np.maximum(start - 1, 0)] + bar_ns, times[0])
+    return float((marks_end - marks_start).max() / DAY_NS)
 
 
 def metrics(result: BacktestResult) -> dict[str, float | int]:
-    """total_return, cagr, sharpe, sortino, max_drawdown, calmar, win_rate, trades, exposure."""
+    """METRIC_NAMES of one backtest."""
     equity = result.equity_values
     if not len(equity):
         return {}
-    _, daily = daily_values(result.times, equity, result.bar_length)
+    daily = daily_values(result)
     returns = daily[1:] / daily[:-1] - 1
     total_return = float(equity[-1] - 1)
-    span = result.times[-1] + result.bar_length.to_timedelta64() - result.times[0]
-    years = span / np.timedelta64(365, "D")
-    cagr = float((1 + total_return) ** (1 / years) - 1) if years > 0 else float("nan")
-    std = returns.std(ddof=1) if len(returns) > 1 else float("nan")
-    downside = np.sqrt(np.mean(np.minimum(returns, 0) ** 2)) if len(returns) else float("nan")
+    span_days = (result.times[-1] + result.bar_ns - result.times[0]) / DAY_NS
+    cagr = float("nan")
+    if span_days >= MIN_ANNUALISED_DAYS:
+        cagr = float((1 + total_return) ** (PERIODS_PER_YEAR / span_days) - 1)
+    downside = np.sqrt(np.mean(np.minimum(returns, 0) ** 2)) if len(returns) else 0.0
     annual = np.sqrt(PERIODS_PER_YEAR)
-    mean = returns.mean() if len(returns) else float("nan")
-    max_drawdown = float((daily / np.maximum.accumulate(daily) - 1).min())
-    trade_returns = result.trade_arrays["trade_return"]
+    values = np.concatenate([[1.0], equity])
+    peak = np.maximum.accumulate(values)
+    max_drawdown = float((values / peak).min() - 1)
+    trades = result.trade_arrays
+    trade_returns, profit = trades["trade_return"], trades["profit"]
+    losses = -profit[profit < 0].sum()
     return {
         "total_return": total_return,
         "cagr": cagr,
-        "sharpe": float(mean / std * annual) if std > 0 else float("nan"),
-        "sortino": float(mean / downside * annual) if downside > 0 else float("nan"),
+        "sharpe": sharpe_of(returns),
+        "sortino": float(returns.mean() / downside * annual) if downside > 0 else float("nan"),
         "max_drawdown": max_drawdown,
+        "max_drawdown_days": drawdown_days(result.times, result.bar_ns, values, peak),
         "calmar": float(cagr / -max_drawdown) if max_drawdown < 0 else float("nan"),
         "win_rate": float((trade_returns > 0).mean()) if len(trade_returns) else float("nan"),
         "trades": len(trade_returns),
         "exposure": result.exposure,
+        "profit_factor": float(profit[profit > 0].sum() / losses) if losses > 0 else float("nan"),
+        "avg_trade_return": float(trade_returns.mean()) if len(trade_returns) else float("nan"),
+        "avg_bars_held": float(trades["bars_held"].mean()) if len(trade_returns) else float("nan"),
+        "max_consecutive_losses": longest_run(trade_returns < 0),
     }
+
+
+def longest_run(flags: np.ndarray) -> int:
+    """The longest run of True."""
+    if not flags.any():
+        return 0
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
+
+
+def daily_equity(result: BacktestResult) -> pd.DataFrame:
+    """One row per UTC day: the equity at its last bar and the deepest drawdown of its bars."""
+    equity = result.equity_values
+    drawdown = equity / np.maximum.accumulate(np.append(1.0, equity))[1:] - 1
+    firsts = np.concatenate([[0], result.day_ends[:-1] + 1])
+    days = (result.times[result.day_ends] // DAY_NS * DAY_NS).astype("datetime64[ns]")
+    return pd.DataFrame(
+        {
+            "day": days,
+            "equity": equity[result.day_ends],
+            "drawdown": np.minimum.reduceat(drawdown, firsts),
+        }
+    )

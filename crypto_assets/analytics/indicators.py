@@ -1,14 +1,19 @@
 """Technical indicators on bars, computed by TA-Lib: the reference traders compare against.
 
 Warm-up rows are NaN exactly where TA-Lib puts them (e.g. the first 199 rows of SMA 200, the
-first 14 of RSI 14, the first 33 of the MACD signal); they become NULL in the warehouse.
+first 14 of RSI 14, the first 33 of the MACD signal); they become NULL in the warehouse. Each
+contiguous stretch of bars (``series``) is computed on its own, so after a hole of more than a
+day every indicator warms up again instead of bridging it.
 """
 
 import numpy as np
 import pandas as pd
 import talib
 
+from crypto_assets.analytics.series import stretch_ids
+
 PERIODS_PER_YEAR = 365  # crypto trades every day
+ONE_DAY = pd.Timedelta(days=1)
 INDICATOR_COLUMNS = (
     "open_time",
     "close",
@@ -36,13 +41,31 @@ def _floats(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].to_numpy(dtype="float64")
 
 
-def indicators(bars: pd.DataFrame, periods_per_year: int = PERIODS_PER_YEAR) -> pd.DataFrame:
-    """One row per bar (ordered by open_time) with the indicators of INDICATOR_COLUMNS.
+def indicators(
+    bars: pd.DataFrame,
+    periods_per_year: int = PERIODS_PER_YEAR,
+    bar_length: pd.Timedelta = ONE_DAY,
+) -> pd.DataFrame:
+    """One row per bar (ordered by open_time) with the indicators of INDICATOR_COLUMNS, each
+    contiguous stretch of ``bar_length`` bars on its own.
 
     ``volatility_30`` is the annualised deviation of the last 30 log returns, with
     ``periods_per_year`` bars a year (365 for daily bars, 8760 for hourly ones).
     """
     frame = bars.sort_values("open_time").reset_index(drop=True)
+    if frame.empty:
+        return _stretch_indicators(frame, periods_per_year)
+    ids = stretch_ids(frame["open_time"], bar_length)
+    return pd.concat(
+        [
+            _stretch_indicators(frame[ids == stretch].reset_index(drop=True), periods_per_year)
+            for stretch in np.unique(ids)
+        ],
+        ignore_index=True,
+    )
+
+
+def _stretch_indicators(frame: pd.DataFrame, periods_per_year: int) -> pd.DataFrame:
     high, low, close = _floats(frame, "high"), _floats(frame, "low"), _floats(frame, "close")
     volume, taker_buy = _floats(frame, "volume"), _floats(frame, "taker_base_vol")
     macd, macd_signal, macd_hist = talib.MACD(close, fastperiod=12, slowperiod=26, signalperiod=9)

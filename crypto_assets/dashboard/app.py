@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import pandas as pd
 import streamlit as st
 
-from crypto_assets.dashboard import figures
+from crypto_assets.dashboard import figures, strategy_view
 from crypto_assets.dashboard.connection import WarehouseBusy, WarehouseMissing, warehouse_from_env
 from crypto_assets.dashboard.health import (
     daily_health,
@@ -25,7 +25,6 @@ from crypto_assets.dashboard.health import (
     health_window,
 )
 from crypto_assets.dashboard.queries import (
-    TIMEFRAME_MINUTES,
     MarketQueries,
     MarketView,
     Quote,
@@ -188,6 +187,23 @@ def _side_by_side(backtests: pd.DataFrame) -> pd.DataFrame:
     return table.join(selected).reset_index()
 
 
+def _percent_columns(table: pd.DataFrame) -> dict[str, Any]:
+    return {
+        column: st.column_config.NumberColumn(format="%.2f%%")
+        for column in table.columns
+        if column.endswith("%")
+    }
+
+
+def _of(frame: pd.DataFrame | None, **keys: str) -> pd.DataFrame:
+    if frame is None:
+        return pd.DataFrame()
+    keep = pd.Series(True, index=frame.index)
+    for column, value in keys.items():
+        keep &= frame[column] == value
+    return frame[keep]
+
+
 def strategies_tab() -> None:
     data, stale = _read("strategies", _strategies)
     if stale:
@@ -196,46 +212,80 @@ def strategies_tab() -> None:
     if backtests is None or backtests.empty:
         st.info(f"No backtest results in the warehouse yet: {ANALYTICS_HINT}.")
         return
-    st.dataframe(_side_by_side(backtests), width="stretch", hide_index=True)
-    runs = backtests.groupby(["strategy", "params", "timeframe"], as_index=False)["selected"].any()
-    labels = [f"{row.strategy} {row.params} ({row.timeframe})" for row in runs.itertuples()]
-    default = next((i for i, chosen in enumerate(runs["selected"]) if chosen), 0)
+    summary, sample = strategy_view.ranked_summary(backtests)
+    st.subheader("Strategies ranked by their walk-forward Sharpe")
+    st.caption(
+        "Each strategy's set picked on the in-sample bars, and its walk-forward result (each"
+        " calendar-quarter fold traded on the set picked on the bars before it) beside buy and"
+        " hold's on the same bars."
+        if sample == strategy_view.WALK_FORWARD
+        else "No walk-forward fold yet (the bars span no calendar quarter's start): the"
+        " selected sets' out-of-sample results."
+    )
+    st.dataframe(summary, width="stretch", hide_index=True, column_config=_percent_columns(summary))
+    runs = list(zip(summary["strategy"], summary["timeframe"], strict=True))
+    best = strategy_view.best_walk_forward(backtests)
     choice = st.selectbox(
-        "Strategy", range(len(labels)), index=default, format_func=labels.__getitem__
+        "Equity of",
+        runs,
+        index=runs.index(best) if best in runs else 0,
+        format_func=lambda run: f"{run[0]} ({run[1]})",
+    )
+    strategy, timeframe = choice
+    equity = _of(data["backtest_equity"], strategy=strategy, timeframe=timeframe, sample=sample)
+    if equity.empty:
+        st.info("No equity curve for this strategy.")
+    else:
+        hold = _of(
+            data["backtest_equity"], strategy="buy_and_hold", timeframe=timeframe, sample=sample
+        )
+        row = _of(backtests, strategy=strategy, timeframe=timeframe, sample=sample)
+        folds = (
+            strategy_view.fold_starts(row["params"].iloc[0])
+            if sample == strategy_view.WALK_FORWARD and len(row)
+            else []
+        )
+        st.plotly_chart(
+            strategy_view.walk_forward_figure(
+                equity.sort_values("day"), hold.sort_values("day"), folds, strategy
+            ),
+            width="stretch",
+            key="equity",
+        )
+    trades = _of(data["backtest_trades"], strategy=strategy, timeframe=timeframe, sample=sample)
+    if trades.empty:
+        st.info("No trades for this strategy.")
+    else:
+        start = trades["entry_time"].min() - timedelta(days=1)
+        end = trades["exit_time"].max() + timedelta(days=1)
+        prices = _prices(timeframe, start.to_pydatetime(), end.to_pydatetime())
+        st.plotly_chart(figures.trades_figure(prices, trades), width="stretch", key="trades")
+    heatmap_section(backtests)
+    with st.expander("Every parameter set, in-sample and out-of-sample"):
+        st.dataframe(_side_by_side(backtests), width="stretch", hide_index=True)
+
+
+def heatmap_section(backtests: pd.DataFrame) -> None:
+    st.subheader("Parameter heatmap")
+    strategies = sorted(set(backtests["strategy"]) - {"buy_and_hold"})
+    if not strategies:
+        return
+    left, middle, right = st.columns(3)
+    strategy = left.selectbox("Strategy", strategies, key="heatmap_strategy")
+    timeframes = sorted(set(backtests.loc[backtests["strategy"] == strategy, "timeframe"]))
+    timeframe = middle.selectbox("Timeframe", timeframes, key="heatmap_timeframe")
+    metric = right.selectbox(
+        "Metric", ["sharpe", "total_return", "max_drawdown", "calmar"], key="heatmap_metric"
     )
     sample = st.radio(
-        "Sample", ["out_of_sample", "in_sample", "full"], horizontal=True, key="sample"
+        "Sample", ["in_sample", "out_of_sample", "full"], horizontal=True, key="sample"
     )
-    run = runs.iloc[choice]
-
-    def of_run(frame: pd.DataFrame | None) -> pd.DataFrame:
-        if frame is None:
-            return pd.DataFrame()
-        keep = (
-            (frame["strategy"] == run["strategy"])
-            & (frame["params"] == run["params"])
-            & (frame["timeframe"] == run["timeframe"])
-            & (frame["sample"] == sample)
-        )
-        return frame[keep]
-
-    equity = of_run(data["backtest_equity"]).sort_values("day")
-    if equity.empty:
-        st.info("No equity curve for this strategy and sample.")
-    else:
-        start, end = equity["day"].min(), equity["day"].max() + timedelta(days=1)
-        daily = _prices("1d", start.to_pydatetime(), end.to_pydatetime())
-        hold = figures.buy_and_hold(daily.set_index("open_time")["close"]) if len(daily) else None
-        st.plotly_chart(figures.equity_figure(equity, hold), width="stretch", key="equity")
-    trades = of_run(data["backtest_trades"])
-    if trades.empty:
-        st.info("No trades for this strategy and sample.")
+    cells = strategy_view.heatmap_frame(backtests, strategy, timeframe, sample, metric)
+    if cells.empty:
+        st.info("This strategy has fewer than two parameters to lay out.")
         return
-    start = trades["entry_time"].min() - timedelta(days=1)
-    end = trades["exit_time"].max() + timedelta(days=1)
-    timeframe = run["timeframe"] if run["timeframe"] in TIMEFRAME_MINUTES else "1d"
-    prices = _prices(timeframe, start.to_pydatetime(), end.to_pydatetime())
-    st.plotly_chart(figures.trades_figure(prices, trades), width="stretch", key="trades")
+    st.caption("Each cell: the best of the other parameters, stops, targets and sizes.")
+    st.plotly_chart(strategy_view.heatmap_figure(cells, metric), width="stretch", key="heatmap")
 
 
 def health_tab() -> None:

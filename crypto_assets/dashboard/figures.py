@@ -247,49 +247,6 @@ def trades_figure(candles: pd.DataFrame, trades: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def buy_and_hold(daily_close: pd.Series) -> pd.Series:
-    """Equity of holding from the first close: 1.0 at the start, like the strategies'."""
-    return daily_close / daily_close.iloc[0]
-
-
-def drawdown(equity: pd.Series) -> pd.Series:
-    """How far below its running peak the equity is (0 at a new high, negative below)."""
-    return equity / equity.cummax() - 1
-
-
-def equity_figure(equity: pd.DataFrame, hold: pd.Series | None) -> go.Figure:
-    """Strategy equity and drawdown over the days, against buy-and-hold when there are prices."""
-    figure = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.05
-    )
-    figure.add_trace(go.Scatter(x=equity["day"], y=equity["equity"], name="strategy"), row=1, col=1)
-    figure.add_trace(
-        go.Scatter(x=equity["day"], y=equity["drawdown"], name="strategy drawdown", fill="tozeroy"),
-        row=2,
-        col=1,
-    )
-    if hold is not None and not hold.empty:
-        figure.add_trace(
-            go.Scatter(x=hold.index, y=hold.values, name="buy and hold", line={"dash": "dot"}),
-            row=1,
-            col=1,
-        )
-        figure.add_trace(
-            go.Scatter(
-                x=hold.index,
-                y=drawdown(hold).values,
-                name="buy and hold drawdown",
-                line={"dash": "dot"},
-            ),
-            row=2,
-            col=1,
-        )
-    figure.update_layout(height=450, margin={"l": 10, "r": 10, "t": 30, "b": 10})
-    figure.update_yaxes(title_text="equity", row=1, col=1)
-    figure.update_yaxes(title_text="drawdown", tickformat=".0%", row=2, col=1)
-    return figure
-
-
 def health_figure(days: pd.DataFrame) -> go.Figure:
     """Candles loaded per day against the expected count, failed days in red."""
     colors = [
