@@ -90,11 +90,13 @@ class WorkerCheckingRunLauncher(dg.DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        """RUNNING unless the worker ran on this machine and its process is gone. A run with no
-        PID recorded (started in-process by ``dagster asset materialize``, or not yet announced)
-        or on another host's code server is left to ``max_runtime_seconds``."""
-        grpc_info = json.loads(run.tags.get(GRPC_INFO_TAG, "{}"))
-        if grpc_info.get("host", "localhost") not in LOCAL_HOSTS:
+        """RUNNING unless the worker ran on this machine and its process is gone. A run not
+        launched through a code server (``dagster asset materialize`` runs in its own process,
+        perhaps on another machine), one on another host's code server, and one whose worker
+        has not announced its PID yet are left to ``max_runtime_seconds``."""
+        if GRPC_INFO_TAG not in run.tags:
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "not launched by a code server")
+        if json.loads(run.tags[GRPC_INFO_TAG]).get("host") not in LOCAL_HOSTS:
             return CheckRunHealthResult(WorkerStatus.RUNNING, "worker on another host")
         announced = worker_pid(self._instance, run.run_id)
         if announced is None:
