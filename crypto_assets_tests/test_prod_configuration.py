@@ -343,7 +343,7 @@ def test_a_refused_snowflake_login_fails_the_run_naming_the_cause(
 def test_prod_instance_yaml_is_valid_dagster_instance_config(tmp_path, monkeypatch):
     raw = yaml.safe_load((DEPLOY_DIR / PROD_INSTANCE_YAML).read_text())
     postgres = raw["storage"]["postgres"]["postgres_db"]
-    for field in ("username", "password", "hostname", "db_name"):
+    for field in ("username", "password", "hostname", "db_name", "port"):
         assert set(postgres[field]) == {"env"}, f"postgres_db.{field} must be an env: reference"
 
     # Dagster's own validation of a dagster.yaml against the instance schema.
@@ -359,6 +359,7 @@ def test_prod_instance_yaml_is_valid_dagster_instance_config(tmp_path, monkeypat
         "DAGSTER_PG_PASSWORD": "pg-secret",
         "DAGSTER_PG_HOST": "db.internal",
         "DAGSTER_PG_DB": "dagster",
+        "DAGSTER_PG_PORT": "5433",
     }
     for name, value in pg_env.items():
         monkeypatch.setenv(name, value)
@@ -369,9 +370,9 @@ def test_prod_instance_yaml_is_valid_dagster_instance_config(tmp_path, monkeypat
         "password": "pg-secret",
         "hostname": "db.internal",
         "db_name": "dagster",
-        "port": 5432,
+        "port": 5433,
         "params": {},
-        "scheme": "postgresql",
+        "scheme": "postgresql+psycopg2",
     }
 
     # The rest of the file builds a real instance once storage is swapped for SQLite.
@@ -383,7 +384,10 @@ def test_prod_instance_yaml_is_valid_dagster_instance_config(tmp_path, monkeypat
     )
     with dg.DagsterInstance.from_ref(ref) as prod_instance:
         assert isinstance(prod_instance.run_coordinator, QueuedRunCoordinator)
-        assert type(prod_instance.run_launcher).__name__ == "DefaultRunLauncher"
+        assert type(prod_instance.run_launcher).__name__ == "WorkerCheckingRunLauncher"
+        assert prod_instance.run_monitoring_enabled
+        assert prod_instance.run_monitoring_poll_interval_seconds == 30
+        assert prod_instance.run_monitoring_max_runtime_seconds == 0
         queue = prod_instance.get_concurrency_config().run_queue_config
         assert queue is not None
         assert queue.max_concurrent_runs == 4

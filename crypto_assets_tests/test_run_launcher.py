@@ -1,0 +1,86 @@
+"""The launcher's health check tells a live run worker from a dead one and from a reused PID,
+and judges only workers that a code server on this machine started."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import dagster as dg
+from dagster._core.events import EngineEventData
+from dagster._core.launcher import WorkerStatus
+from dagster._core.storage.tags import GRPC_INFO_TAG
+
+from crypto_assets.storage.run_launcher import (
+    WorkerCheckingRunLauncher,
+    process_started_at,
+    worker_status,
+)
+
+STARTED = dg.DagsterRunStatus.STARTED
+
+
+def test_a_live_worker_is_running_and_a_reaped_one_failed() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    announced_at = time.time()
+    try:
+        assert worker_status(child.pid, announced_at) == WorkerStatus.RUNNING
+    finally:
+        child.kill()
+        child.wait()
+    assert process_started_at(child.pid) is None
+    assert worker_status(child.pid, announced_at) == WorkerStatus.FAILED
+
+
+def test_an_unreaped_dead_worker_failed() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    announced_at = time.time()
+    deadline = time.monotonic() + 10
+    while process_started_at(child.pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert worker_status(child.pid, announced_at) == WorkerStatus.FAILED
+    child.wait()
+
+
+def test_a_pid_taken_by_a_process_started_after_the_worker_announced_itself_failed() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = process_started_at(child.pid)
+        assert started is not None
+        assert worker_status(child.pid, announced_at=started - 60) == WorkerStatus.FAILED
+        assert worker_status(child.pid, announced_at=started + 0.5) == WorkerStatus.RUNNING
+    finally:
+        child.kill()
+        child.wait()
+
+
+def health(tags: dict[str, str], pid: int) -> WorkerStatus:
+    """The launcher's answer for a STARTED run whose worker announced ``pid``."""
+    instance = dg.DagsterInstance.ephemeral()
+    run = dg.DagsterRun(
+        job_name="kline_lineage", run_id=str(uuid.uuid4()), status=STARTED, tags=tags
+    )
+    instance.add_run(run)
+    instance.report_engine_event(
+        f"Started process for run (pid: {pid}).", run, EngineEventData.in_process(pid)
+    )
+    launcher = WorkerCheckingRunLauncher()
+    launcher.register_instance(instance)
+    return launcher.check_run_worker_health(run).status
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_only_runs_launched_by_a_code_server_on_this_machine_are_judged() -> None:
+    local = {GRPC_INFO_TAG: json.dumps({"host": "localhost", "socket": "/tmp/x"})}
+    remote = {GRPC_INFO_TAG: json.dumps({"host": "10.1.2.3", "port": 4000})}
+    assert health(local, dead_pid()) == WorkerStatus.FAILED
+    assert health(local, os.getpid()) == WorkerStatus.RUNNING
+    assert health(remote, dead_pid()) == WorkerStatus.RUNNING
+    assert health({}, dead_pid()) == WorkerStatus.RUNNING  # e.g. `dagster asset materialize`
