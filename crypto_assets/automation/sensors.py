@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from crypto_assets.automation.jobs import kline_lineage_job
+from crypto_assets.automation.jobs import LANE_TAG, kline_lineage_job
 from crypto_assets.klines.frames import DAY_MS, day_key, day_keys_between, day_start_ms
 from crypto_assets.klines.resources import BinanceResource
-from crypto_assets.settings import KLINES
+from crypto_assets.settings import KLINES, autostart
 from crypto_assets.sources.binance_rest import INTERVAL_MS, BinanceError
 from crypto_assets.sources.pacing import RetryPolicy
 
@@ -83,7 +83,9 @@ def _in_flight(instance: dg.DagsterInstance, partition_key: str) -> bool:
 @dg.sensor(
     job=kline_lineage_job,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.STOPPED,
+    default_status=(
+        dg.DefaultSensorStatus.RUNNING if autostart() else dg.DefaultSensorStatus.STOPPED
+    ),
     description="Refreshes today's partition when Binance has new closed candles.",
 )
 def fresh_klines_sensor(
@@ -112,7 +114,7 @@ def fresh_klines_sensor(
             dg.RunRequest(
                 run_key=run.run_key,
                 partition_key=run.partition_key,
-                tags={"crypto_assets/trigger": "fresh_klines_sensor"},
+                tags={"crypto_assets/trigger": "fresh_klines_sensor", LANE_TAG: "live"},
             )
             for run in runs
         ],
