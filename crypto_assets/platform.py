@@ -13,6 +13,7 @@ no memory of its own worth mentioning.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -146,10 +147,8 @@ class Supervisor:
 
 
 def _signal_group(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _group_alive(pgid: int) -> bool:

@@ -76,7 +76,7 @@ def autostart(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
 
 
 def bootstrap_days(environ: os._Environ[str] | dict[str, str] = os.environ) -> int:
-    """How many closed days a fresh local platform loads by itself (CRYPTO_ASSETS_BOOTSTRAP_DAYS)."""
+    """CRYPTO_ASSETS_BOOTSTRAP_DAYS: how many closed days a fresh local platform loads itself."""
     value = environ.get("CRYPTO_ASSETS_BOOTSTRAP_DAYS", "30")
     if not value.isdigit():
         raise SettingsError(
