@@ -12,6 +12,8 @@ from datetime import date
 from pathlib import Path
 
 from crypto_assets.sources.binance_rest import INTERVAL_MS, validate_interval, validate_symbol
+from crypto_assets.sources.binance_stream import DEFAULT_STREAM_URL
+from crypto_assets.sources.stream_messages import stream_url
 
 FIRST_TRADING_DAYS = {"BTCUSDT": "2017-08-17", "ETHUSDT": "2017-08-17"}
 DAILY_INTERVALS = tuple(name for name, ms in INTERVAL_MS.items() if INTERVAL_MS["1d"] % ms == 0)
@@ -88,6 +90,17 @@ def bootstrap_days(environ: os._Environ[str] | dict[str, str] = os.environ) -> i
 def local_home(environ: os._Environ[str] | dict[str, str] = os.environ) -> Path:
     """Where local runs keep Parquet zones and the DuckDB file (git ignores ./data)."""
     return Path(environ.get("CRYPTO_ASSETS_HOME") or CHECKOUT_DIR / "data").resolve()
+
+
+def binance_stream_url(environ: os._Environ[str] | dict[str, str] = os.environ) -> str:
+    """BINANCE_STREAM_URL, the kline websocket's base (default Binance's own); a URL that is not
+    ws:// or wss:// stops here with the variable's name."""
+    base_url = (environ.get("BINANCE_STREAM_URL") or DEFAULT_STREAM_URL).rstrip("/")
+    try:
+        stream_url(base_url, "BTCUSDT", "1m")
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from exc
+    return base_url
 
 
 KLINES = load_kline_settings()

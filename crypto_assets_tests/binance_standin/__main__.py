@@ -3,7 +3,10 @@
 ``python -m crypto_assets_tests.binance_standin --port 8765 --csv FILE [--synthetic-days N]``
 prints its URL on stdout and serves until interrupted. The same URL serves Binance's archive
 layout (``/data/spot/daily/klines/...zip`` and ``.CHECKSUM``) for every day before yesterday,
-so both ``BINANCE_BASE_URL`` and ``BINANCE_ARCHIVE_URL`` can point at it.
+so both ``BINANCE_BASE_URL`` and ``BINANCE_ARCHIVE_URL`` can point at it. The kline websocket
+streams are on a second port, whose URL (for ``BINANCE_STREAM_URL``) is the second line printed;
+``--live`` extends the synthetic candles through tomorrow, so today has candles and the stream a
+forming one (REST shows only what has opened by the real clock).
 """
 
 from __future__ import annotations
@@ -61,11 +64,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DAY=VARIANT",
         help=f"serve a day's archive file as one of {', '.join(sorted(ARCHIVE_VARIANTS))}",
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="extend the synthetic candles through tomorrow (UTC): today's and the stream's",
+    )
+    parser.add_argument("--stream-port", type=int, default=0, help="default: a free port")
+    parser.add_argument(
+        "--stream-tick",
+        type=float,
+        default=0.25,
+        metavar="SECONDS",
+        help="how often the stream pushes the forming candle",
+    )
     parser.add_argument("--weight-limit", type=int, default=6000)
     args = parser.parse_args(argv)
 
     klines: dict[tuple[str, str], list[Row]] = {}
-    end = int(time.time() * 1000) // DAY_MS * DAY_MS
+    today = int(time.time() * 1000) // DAY_MS * DAY_MS
+    end = today + (2 * DAY_MS if args.live else 0)
     if args.synthetic_from:
         start = int(
             datetime.fromisoformat(args.synthetic_from).replace(tzinfo=timezone.utc).timestamp()
@@ -73,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         klines[("BTCUSDT", "1m")] = synthetic_klines("1m", start, end)
     elif args.synthetic_days:
-        klines[("BTCUSDT", "1m")] = synthetic_klines("1m", end - args.synthetic_days * DAY_MS, end)
+        klines[("BTCUSDT", "1m")] = synthetic_klines(
+            "1m", today - args.synthetic_days * DAY_MS, end
+        )
     for path in args.csv:
         try:
             key = _series_from_file_name(path)
@@ -85,7 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not klines:
         parser.error("nothing to serve: give --csv FILE and/or --synthetic-days N")
 
-    standin = BinanceStandIn(klines, weight_limit=args.weight_limit, port=args.port)
+    standin = BinanceStandIn(
+        klines,
+        weight_limit=args.weight_limit,
+        port=args.port,
+        stream_port=args.stream_port,
+        stream_tick_seconds=args.stream_tick,
+    )
     for setting in args.archive_variant:
         day, _, variant = setting.partition("=")
         try:
@@ -95,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     standin.start()
     print(standin.url, flush=True)
+    print(standin.stream_url, flush=True)
     for (symbol, interval), rows in sorted(klines.items()):
         print(f"  {symbol} {interval}: {len(rows)} candles", file=sys.stderr, flush=True)
     try:

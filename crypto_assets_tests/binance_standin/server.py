@@ -21,6 +21,7 @@ from crypto_assets_tests.binance_standin.archive import ArchiveEndpoints
 from crypto_assets_tests.binance_standin.data import Row
 from crypto_assets_tests.binance_standin.limits import Fault, WeightAndFaults
 from crypto_assets_tests.binance_standin.market import MarketEndpoints
+from crypto_assets_tests.binance_standin.stream import StreamEndpoints
 from crypto_assets_tests.binance_standin.wire import (
     HTML_CONTENT_TYPE,
     NOT_FOUND_HTML,
@@ -73,11 +74,12 @@ class _Handler(BaseHTTPRequestHandler):
         """Silence per-request logging; the stand-in keeps its own structured log."""
 
 
-class BinanceStandIn(MarketEndpoints, ArchiveEndpoints, WeightAndFaults):
+class BinanceStandIn(MarketEndpoints, ArchiveEndpoints, StreamEndpoints, WeightAndFaults):
     """A Binance spot REST API on 127.0.0.1 serving given klines, with Binance's limits and faults.
 
     Serves ``/api/v3/ping``, ``/api/v3/time``, ``/api/v3/exchangeInfo`` and ``/api/v3/klines``,
-    and the same candles as the archive's daily files under ``/data/spot/daily/klines/``.
+    and the same candles as the archive's daily files under ``/data/spot/daily/klines/``, and
+    as the kline websocket streams on ``stream_url`` (its own port; see ``stream``).
     ``clock_ms`` is the exchange's "now" (which candles exist, which one is still open);
     the request-weight window follows ``wall_clock`` (real time unless a test freezes it).
     With ``partial_in_progress`` the unclosed last candle shows only the volume traded so far.
@@ -94,6 +96,10 @@ class BinanceStandIn(MarketEndpoints, ArchiveEndpoints, WeightAndFaults):
         wall_clock: Callable[[], float] | None = None,
         partial_in_progress: bool = True,
         port: int = 0,
+        stream_tick_seconds: float = 0.25,
+        stream_ping_seconds: float | None = 20.0,
+        stream_pong_timeout: float = 60.0,
+        stream_port: int = 0,
     ) -> None:
         self._init_limits(weight_limit, window_seconds, ban_seconds)
         self.clock_ms: Callable[[], int] = clock_ms or (lambda: int(time.time() * 1000))
@@ -103,6 +109,9 @@ class BinanceStandIn(MarketEndpoints, ArchiveEndpoints, WeightAndFaults):
         self.port = port
         self.requests: list[dict[str, Any]] = []
         self._init_market(klines)
+        self._init_stream(
+            stream_tick_seconds, stream_ping_seconds, stream_pong_timeout, stream_port
+        )
         # The route table: path -> (weight, endpoint). An endpoint family is a mixin that
         # contributes its own table here.
         self._routes: dict[str, Route] = {**self._market_routes()}
@@ -132,6 +141,7 @@ class BinanceStandIn(MarketEndpoints, ArchiveEndpoints, WeightAndFaults):
             daemon=True,
         )
         self._thread.start()
+        self._start_stream()
         return self
 
     def stop(self) -> None:
@@ -139,6 +149,7 @@ class BinanceStandIn(MarketEndpoints, ArchiveEndpoints, WeightAndFaults):
         server, self._server = self._server, None
         if server is None:
             return
+        self._stop_stream()
         server.shutdown()
         with self._connections_lock:
             connections = list(self._connections)
