@@ -51,7 +51,9 @@ class Service:
 def platform_services(
     host: str, ui_port: int, dashboard_port: int, python: str = sys.executable
 ) -> list[Service]:
-    """The three long-running processes, started from the interpreter running this command."""
+    """The long-running processes, started from the interpreter running this command: the
+    pipeline's UI and daemon, the dashboard, and the live loader (closed candles into the
+    warehouse seconds after their close, see automation/live_loader.py)."""
     from crypto_assets.cli import dashboard_command
 
     bin_dir = Path(python).parent
@@ -63,6 +65,7 @@ def platform_services(
         ),
         Service("daemon", [str(bin_dir / "dagster-daemon"), "run", *module]),
         Service("dashboard", dashboard_command(host, dashboard_port)),
+        Service("live", [python, "-m", "crypto_assets.cli", "live"]),
     ]
 
 
