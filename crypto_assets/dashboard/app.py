@@ -1,7 +1,10 @@
 """The market page: ``streamlit run`` this file (``crypto-assets dashboard`` does).
 
-Controls live in the sidebar; the three tabs sit in a fragment that reruns every
-CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS (default 30), so new candles appear without a reload.
+Controls live in the sidebar. Above the tabs, the live strip reruns every second: the last
+price, the forming candle and the candles not yet in the warehouse, from the server's one stream
+connection (REST when it is down; see dashboard/live.py). The three tabs sit in a fragment that
+reruns every CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS (default 30), so new candles appear without
+a reload.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from crypto_assets.dashboard.health import (
     freshness,
     health_window,
 )
+from crypto_assets.dashboard.live import LiveFeed, LiveState, live_candles, merge_live
 from crypto_assets.dashboard.queries import TIMEFRAME_MINUTES, MarketQueries, MarketView, Quote
-from crypto_assets.settings import KLINES, local_home
+from crypto_assets.settings import KLINES, SettingsError, local_home
 from crypto_assets.sources.binance_rest import INTERVAL_MS
 
 T = TypeVar("T")
@@ -32,6 +36,8 @@ REFRESH_SECONDS = max(
     1, min(60, int(os.environ.get("CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS", "30")))
 )
 BASE_MINUTES = INTERVAL_MS[KLINES.interval] // 60_000 or 1
+LIVE_SECONDS = 1
+LIVE_WINDOW = timedelta(minutes=90)
 HEALTH_DAYS = 90
 RANGES = {
     "Last 24 hours": timedelta(days=1),
@@ -104,6 +110,35 @@ def _failed_days(since: datetime, home: str) -> tuple[dict[str, list[str]], str 
     return failed_check_days(since, {"DAGSTER_HOME": home})
 
 
+@st.cache_resource
+def _live_feed() -> LiveFeed:
+    """The server's one stream connection, shared by every viewer (Binance limits them per IP)."""
+    return LiveFeed.from_env().start()
+
+
+@st.cache_data(ttl=LIVE_SECONDS * 2, show_spinner=False)
+def _recent_base_candles(end: datetime) -> pd.DataFrame:
+    return _queries().read_prices(KLINES.interval, end - LIVE_WINDOW, end)
+
+
+def _warehouse_tail() -> tuple[pd.DataFrame, str | None]:
+    """The warehouse's last ``LIVE_WINDOW`` of base candles, or none and why."""
+    end = utc_now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    try:
+        tail, stale = _read("tail", lambda: _recent_base_candles(end))
+    except (WarehouseMissing, WarehouseBusy) as exc:
+        return pd.DataFrame(), str(exc)
+    return tail, stale
+
+
+def _live_state() -> LiveState | None:
+    try:
+        return _live_feed().state()
+    except (SettingsError, ValueError) as exc:
+        st.error(f"No live feed: {exc}")
+        return None
+
+
 def dagster_home() -> str:
     """The pipeline's Dagster instance: DAGSTER_HOME, else where `make run` keeps it."""
     return os.environ.get("DAGSTER_HOME") or str(local_home() / "dagster_home")
@@ -121,6 +156,51 @@ def header(view: MarketView) -> None:
     age.metric("Newest candle age", format_age(utc_now() - quote.close_time))
 
 
+@st.fragment(run_every=LIVE_SECONDS)
+def live_strip() -> None:
+    """The last price and the forming candle, redrawn every second; never an empty chart."""
+    state = _live_state()
+    if state is None:
+        return
+    tail, problem = _warehouse_tail()
+    newest = tail["open_time"].iloc[-1] if len(tail) else None
+    if newest is not None:
+        _live_feed().forget_through(int(pd.Timestamp(newest).value // 1_000_000))
+    live = live_candles(state.closed, state.forming, newest)
+    if state.notice:
+        st.warning(state.notice)
+    price, forming, pending = st.columns([1.2, 2, 1])
+    if state.last_price is None:
+        price.metric("Last price", "waiting")
+    else:
+        price.metric("Last price", f"{state.last_price:,.2f}")
+    if state.pushed_at_ms is not None:
+        pushed = datetime.fromtimestamp(state.pushed_at_ms / 1000, timezone.utc)
+        via = {"stream": "the stream", "rest": "REST polling"}.get(state.source, state.source)
+        price.caption(f"pushed at {pushed:%H:%M:%S.%f}"[:-3] + f" UTC via {via}")
+    if state.forming is not None:
+        candle = state.forming
+        opened = datetime.fromtimestamp(candle.open_time / 1000, timezone.utc)
+        forming.metric(
+            f"Forming {KLINES.interval} candle, {opened:%H:%M} UTC",
+            f"{float(candle.close):,.2f}",
+            f"{float(candle.close) - float(candle.open):+,.2f}",
+        )
+        forming.caption(
+            f"open {float(candle.open):,.2f}, high {float(candle.high):,.2f},"
+            f" low {float(candle.low):,.2f}, volume {float(candle.volume):,.3f}"
+        )
+    waiting = int((live["status"] != "forming").sum()) if len(live) else 0
+    pending.metric("Not yet in the warehouse", f"{waiting} candles")
+    if problem:
+        st.caption(f"Warehouse: {problem}")
+    frame = pd.concat([tail.assign(status=""), live], ignore_index=True) if len(tail) else live
+    if frame.empty:
+        st.info("Waiting for the first candles from Binance (stream, else REST).")
+        return
+    st.plotly_chart(figures.live_figure(frame, state.last_price), width="stretch", key="live_chart")
+
+
 def market_tab(controls: dict[str, Any]) -> MarketView | None:
     view, stale = _read(
         ("market", controls["timeframe"], controls["lookback"], controls["custom"]),
@@ -132,6 +212,16 @@ def market_tab(controls: dict[str, Any]) -> MarketView | None:
         st.warning(f"The warehouse has no {KLINES.symbol} candles yet. {LOAD_HINT}")
         return None
     header(view)
+    state = _live_state()
+    if state is not None and view.end > view.quote.open_time:  # the range reaches the present
+        live = live_candles(state.closed, state.forming, view.quote.open_time)
+        minutes = TIMEFRAME_MINUTES[view.plan.timeframe]
+        view.candles = merge_live(view.candles, live, minutes)
+        if len(live):
+            st.caption(
+                f"{len(live)} {KLINES.interval} candles from the live feed are drawn pale: not yet"
+                " in the warehouse (the forming one included)."
+            )
     for note in view.plan.notes:
         st.info(note)
     if view.candles.empty:
@@ -233,6 +323,34 @@ def strategies_tab() -> None:
     st.plotly_chart(figures.trades_figure(prices, trades), width="stretch", key="trades")
 
 
+def stream_health() -> None:
+    """The live feed as an operator checks it: up since when, how fresh, how often it broke."""
+    state = _live_state()
+    if state is None:
+        return
+    health = state.health
+    age = health.message_age()
+    since = (
+        "not connected"
+        if health.connected_since is None
+        else f"{datetime.fromtimestamp(health.connected_since, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+    )
+    st.subheader("Live stream")
+    state_col, since_col, age_col, reconnects, repaired = st.columns(5)
+    state_col.metric("Stream", health.state)
+    since_col.metric("Connected since", since)
+    age_col.metric("Last message", "never" if age is None else f"{age:.1f} s ago")
+    reconnects.metric("Reconnects", health.reconnects)
+    repaired.metric("Repaired over REST", f"{health.repaired_candles} candles")
+    st.caption(
+        f"{health.url}; {health.malformed_messages} malformed messages skipped;"
+        f" {state.rest_polls} REST polls while the stream was down"
+        + (f"; last error: {health.last_error}" if health.last_error else "")
+    )
+    if state.notice:
+        st.warning(state.notice)
+
+
 def health_tab() -> None:
     now = utc_now()
     (quote, counts), stale = _read("health", lambda: _daily_counts(HEALTH_DAYS))
@@ -243,6 +361,7 @@ def health_tab() -> None:
         return
     limit = timedelta(minutes=int(os.environ.get("CRYPTO_ASSETS_MAX_STALENESS_MINUTES", "1560")))
     st.metric("Newest candle", f"{quote.open_time:%Y-%m-%d %H:%M} UTC")
+    stream_health()
     st.write(f"Freshness of the newest candle: {freshness(quote.close_time, now, limit)}")
     window = health_window(quote.first_open_time, quote.open_time, now, HEALTH_DAYS)
     failed, reason = _failed_days(window[0].to_pydatetime(), dagster_home())
@@ -307,7 +426,9 @@ def main() -> None:
     except ValueError as exc:
         st.error(f"The dashboard cannot reach the warehouse: {exc}")
         return
-    live_page(sidebar())
+    controls = sidebar()
+    live_strip()
+    live_page(controls)
 
 
 main()
