@@ -30,6 +30,8 @@ from crypto_assets.settings import CHECKOUT_DIR, local_home
 STOP_SECONDS = 10.0
 """SIGTERM to SIGKILL: Dagster's processes need a few seconds to close their code servers."""
 AUTOSTART_VARIABLE = "CRYPTO_ASSETS_AUTOSTART"
+LIVE_LOADER_VARIABLE = "CRYPTO_ASSETS_LIVE_LOADER"
+"""0 leaves the live loader out: closed candles then wait for the fresh-data sensor's runs."""
 
 _INIT_INSTANCE = """
 import dagster as dg
@@ -49,7 +51,11 @@ class Service:
 
 
 def platform_services(
-    host: str, ui_port: int, dashboard_port: int, python: str = sys.executable
+    host: str,
+    ui_port: int,
+    dashboard_port: int,
+    python: str = sys.executable,
+    live_loader: bool = True,
 ) -> list[Service]:
     """The long-running processes, started from the interpreter running this command: the
     pipeline's UI and daemon, the dashboard, and the live loader (closed candles into the
@@ -66,7 +72,7 @@ def platform_services(
         Service("daemon", [str(bin_dir / "dagster-daemon"), "run", *module]),
         Service("dashboard", dashboard_command(host, dashboard_port)),
         Service("live", [python, "-m", "crypto_assets.cli", "live"]),
-    ]
+    ][: None if live_loader else 3]
 
 
 def prepare_home(environ: Mapping[str, str]) -> dict[str, str]:
@@ -172,7 +178,9 @@ def run_platform(
 ) -> int:
     """Runs until a signal or a service's exit; 128+signal after a signal, 1 after a failure."""
     env = prepare_home(os.environ)
-    supervisor = Supervisor(platform_services(host, ui_port, dashboard_port), env, stop_seconds)
+    live_loader = env.get(LIVE_LOADER_VARIABLE, "1") != "0"
+    services = platform_services(host, ui_port, dashboard_port, live_loader=live_loader)
+    supervisor = Supervisor(services, env, stop_seconds)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, supervisor.request_stop)
     supervisor.start()

@@ -21,11 +21,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from crypto_assets.klines.frames import DAY_MS, day_key, day_start_ms
 from crypto_assets.sources.binance_rest import INTERVAL_MS
 from crypto_assets.sources.binance_stream import KlineStream
 from crypto_assets.sources.stream_messages import Candle
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 log = logging.getLogger(__name__)
 
@@ -102,16 +106,19 @@ class LiveLoader:
             self.step()
 
 
-def dagster_refresh(tags: dict[str, str] | None = None) -> Callable[[str, str], bool]:
+def dagster_refresh(
+    definitions: dg.Definitions | None = None, instance: dg.DagsterInstance | None = None
+) -> Callable[[str, str], bool]:
     """A ``load`` that executes the ``kline_lineage`` job for one day in this process, recorded
-    in the instance of ``DAGSTER_HOME`` (definitions are imported once, here)."""
+    in ``instance`` (default: DAGSTER_HOME's); definitions default to the project's."""
     import dagster as dg
 
     from crypto_assets.automation.jobs import LANE_TAG, kline_lineage_job
-    from crypto_assets.definitions import defs
 
-    job = defs.resolve_job_def(kline_lineage_job.name)
-    instance = dg.DagsterInstance.get()
+    if definitions is None:
+        from crypto_assets.definitions import defs as definitions
+    job = definitions.resolve_job_def(kline_lineage_job.name)
+    instance = instance or dg.DagsterInstance.get()
 
     def load(partition_key: str, run_key: str) -> bool:
         started = time.monotonic()
@@ -122,7 +129,6 @@ def dagster_refresh(tags: dict[str, str] | None = None) -> Callable[[str, str], 
                 "dagster/run_key": run_key,
                 "crypto_assets/trigger": LIVE_TRIGGER,
                 LANE_TAG: "live",
-                **(tags or {}),
             },
             raise_on_error=False,
         )

@@ -1,10 +1,10 @@
 """The market page: ``streamlit run`` this file (``crypto-assets dashboard`` does).
 
-Controls live in the sidebar. Above the tabs, the live strip reruns every second: the last
-price, the forming candle and the candles not yet in the warehouse, from the server's one stream
-connection (REST when it is down; see dashboard/live.py). The three tabs sit in a fragment that
-reruns every CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS (default 30), so new candles appear without
-a reload.
+Controls live in the sidebar. Above the tabs, the live strip: the last price and the forming
+candle every second, and every 2 s a chart of the last 90 minutes with the candles not yet in
+the warehouse, from the server's one stream connection (REST when it is down; see
+dashboard/live.py). The three tabs sit in a fragment that reruns every
+CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS (default 30), so new candles appear without a reload.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ REFRESH_SECONDS = max(
 )
 BASE_MINUTES = INTERVAL_MS[KLINES.interval] // 60_000 or 1
 LIVE_SECONDS = 1
+LIVE_CHART_SECONDS = 2
 LIVE_WINDOW = timedelta(minutes=90)
 HEALTH_DAYS = 90
 RANGES = {
@@ -156,17 +157,23 @@ def header(view: MarketView) -> None:
     age.metric("Newest candle age", format_age(utc_now() - quote.close_time))
 
 
-@st.fragment(run_every=LIVE_SECONDS)
-def live_strip() -> None:
-    """The last price and the forming candle, redrawn every second; never an empty chart."""
-    state = _live_state()
-    if state is None:
-        return
+def _live_frame(state: LiveState) -> tuple[pd.DataFrame, str | None]:
+    """The warehouse's last candles with the live ones after them (``status`` marks those)."""
     tail, problem = _warehouse_tail()
     newest = tail["open_time"].iloc[-1] if len(tail) else None
     if newest is not None:
         _live_feed().forget_through(int(pd.Timestamp(newest).value // 1_000_000))
     live = live_candles(state.closed, state.forming, newest)
+    frame = pd.concat([tail.assign(status=""), live], ignore_index=True) if len(tail) else live
+    return frame, problem
+
+
+@st.fragment(run_every=LIVE_SECONDS)
+def live_quote() -> None:
+    """The last price and the forming candle, every second: cheap, so the page keeps up."""
+    state = _live_state()
+    if state is None:
+        return
     if state.notice:
         st.warning(state.notice)
     price, forming, pending = st.columns([1.2, 2, 1])
@@ -190,11 +197,18 @@ def live_strip() -> None:
             f"open {float(candle.open):,.2f}, high {float(candle.high):,.2f},"
             f" low {float(candle.low):,.2f}, volume {float(candle.volume):,.3f}"
         )
-    waiting = int((live["status"] != "forming").sum()) if len(live) else 0
-    pending.metric("Not yet in the warehouse", f"{waiting} candles")
+    pending.metric("Not yet in the warehouse", f"{len(state.closed)} candles held")
+
+
+@st.fragment(run_every=LIVE_CHART_SECONDS)
+def live_chart() -> None:
+    """The last ``LIVE_WINDOW`` of candles, the live ones marked; never an empty chart."""
+    state = _live_state()
+    if state is None:
+        return
+    frame, problem = _live_frame(state)
     if problem:
         st.caption(f"Warehouse: {problem}")
-    frame = pd.concat([tail.assign(status=""), live], ignore_index=True) if len(tail) else live
     if frame.empty:
         st.info("Waiting for the first candles from Binance (stream, else REST).")
         return
@@ -352,6 +366,7 @@ def stream_health() -> None:
 
 
 def health_tab() -> None:
+    stream_health()
     now = utc_now()
     (quote, counts), stale = _read("health", lambda: _daily_counts(HEALTH_DAYS))
     if stale:
@@ -361,7 +376,6 @@ def health_tab() -> None:
         return
     limit = timedelta(minutes=int(os.environ.get("CRYPTO_ASSETS_MAX_STALENESS_MINUTES", "1560")))
     st.metric("Newest candle", f"{quote.open_time:%Y-%m-%d %H:%M} UTC")
-    stream_health()
     st.write(f"Freshness of the newest candle: {freshness(quote.close_time, now, limit)}")
     window = health_window(quote.first_open_time, quote.open_time, now, HEALTH_DAYS)
     failed, reason = _failed_days(window[0].to_pydatetime(), dagster_home())
@@ -427,7 +441,8 @@ def main() -> None:
         st.error(f"The dashboard cannot reach the warehouse: {exc}")
         return
     controls = sidebar()
-    live_strip()
+    live_quote()
+    live_chart()
     live_page(controls)
 
 
