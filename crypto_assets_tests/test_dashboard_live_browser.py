@@ -47,6 +47,7 @@ def dashboard(tmp_path: Path, standin: BinanceStandIn) -> Iterator[str]:
         "CRYPTO_ASSETS_HOME": str(tmp_path / "data"),
         "BINANCE_BASE_URL": standin.url,
         "BINANCE_STREAM_URL": standin.stream_url,
+        "CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS": "2",
         "PYTHONPATH": str(ROOT),
     }
     env.pop("DAGSTER_HOME", None)
@@ -124,7 +125,7 @@ def test_three_tabs_share_one_stream_connection_and_the_price_moves_without_relo
         assert len(standin.stream_connections) - before == 1
         first = shown_push(tabs[0])
         wait_until("a newer push on the page", lambda: shown_push(tabs[0]) != first, 15)
-        expect(tabs[0].locator(".js-plotly-plot").first).to_be_visible()
+        expect(tabs[0].locator(".js-plotly-plot").first).to_be_visible(timeout=20_000)
 
 
 @pytest.mark.faults
@@ -146,6 +147,7 @@ def test_malformed_message_is_skipped_and_the_page_keeps_updating(
         )
         expect(page.get_by_text("Connected since")).to_be_visible()
         expect(page.get_by_text("Repaired over REST")).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^0 candles$"))).to_be_visible()  # none was missed
 
 
 @pytest.mark.faults
@@ -155,19 +157,19 @@ def test_stream_down_at_start_polls_rest_and_says_so_then_backs_off_on_429(
     standin.refuse_streams = True
     try:
         with dashboard(tmp_path, standin) as url, pages(url, 1) as (page,):
-            expect(page.get_by_text("The live stream is down")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("The live stream is down").first).to_be_visible(timeout=60_000)
             expect(page.get_by_text(PUSHED)).to_be_visible(timeout=20_000)
             assert shown_push(page)[1] == "REST polling"
-            expect(page.locator(".js-plotly-plot").first).to_be_visible()
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=20_000)
             assert standin.open_streams() == 0
             standin.outage("429", 30)
-            expect(page.get_by_text(re.compile("Binance answered 429"))).to_be_visible(
+            expect(page.get_by_text(re.compile("Binance answered 429")).first).to_be_visible(
                 timeout=15_000
             )
             served = standin.served_429
             time.sleep(4)
             assert standin.served_429 - served <= 1  # backing off: at most one try in 4 s
-            expect(page.locator(".js-plotly-plot").first).to_be_visible()
+            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=20_000)
     finally:
         standin.refuse_streams = False
         standin.clear_faults()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from crypto_assets.settings import KLINES, binance_stream_url
-from crypto_assets.sources.binance_rest import INTERVAL_MS, BinanceError, BinanceKlinesClient
+from crypto_assets.sources.binance_rest import BinanceError, BinanceKlinesClient
 from crypto_assets.sources.binance_stream import KlineStream
 from crypto_assets.sources.pacing import RetryPolicy
 from crypto_assets.sources.stream_messages import Candle, StreamHealth
@@ -89,14 +89,11 @@ class LiveFeed:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> LiveFeed:
-        step = INTERVAL_MS[KLINES.interval]
-        seed_from = (int(time.time() * 1000) // step - SEED_CANDLES) * step
         stream = KlineStream(
             KLINES.symbol,
             KLINES.interval,
             base_url=binance_stream_url(environ),
             rest=BinanceKlinesClient(base_url=environ.get("BINANCE_BASE_URL")),
-            backfill_from_ms=seed_from,
             max_closed=MAX_CANDLES,
         )
         rest = BinanceKlinesClient(
@@ -170,8 +167,9 @@ class LiveFeed:
             backoff,
         )
 
-    def poll_once(self) -> None:
-        """One REST poll (or nothing while backing off); the poller's body."""
+    def poll_once(self, *, seed: bool = False) -> None:
+        """One REST poll (or nothing while backing off); the poller's body. The ``seed`` poll
+        at start fills the chart's last ``seed_candles`` before the stream has any."""
         if time.time() < self._backoff_until:
             return
         try:
@@ -194,7 +192,7 @@ class LiveFeed:
         candles = [Candle.from_kline(kline, KLINES.symbol, KLINES.interval) for kline in klines]
         with self._lock:
             self._backoff, self._backoff_until, self._rest_problem = None, 0.0, None
-            self._rest_polls += 1
+            self._rest_polls += 0 if seed else 1
             self._rest_at = time.time()
             newest = self._rest_closed[-1].open_time if self._rest_closed else None
             for candle in candles:
@@ -204,6 +202,7 @@ class LiveFeed:
                     self._rest_closed.append(candle)
 
     def _poll_loop(self) -> None:
+        self.poll_once(seed=True)
         while not self._stop.is_set():
             if self.stream_live(self.stream.health()):
                 self._stop.wait(0.5)
