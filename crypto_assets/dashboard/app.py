@@ -119,7 +119,7 @@ def _live_feed() -> LiveFeed:
 
 @st.cache_data(ttl=LIVE_SECONDS * 2, show_spinner=False)
 def _recent_base_candles(end: datetime) -> pd.DataFrame:
-    return _queries().read_prices(KLINES.interval, end - LIVE_WINDOW, end)
+    return _queries().read_recent(end - LIVE_WINDOW, end)
 
 
 def _warehouse_tail() -> tuple[pd.DataFrame, str | None]:
