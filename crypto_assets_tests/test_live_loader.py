@@ -146,3 +146,39 @@ def wait_for(condition, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def test_fresh_sensor_skips_a_candle_the_loader_already_requested(
+    local_instance: dg.DagsterInstance,
+) -> None:
+    """A run of the day created after the candle closed read it: the sensor requests no other."""
+    from crypto_assets.automation.sensors import fresh_klines_sensor
+    from crypto_assets.klines.resources import BinanceResource
+
+    day = utc_ms("2024-01-02")
+    now = day + 10 * 60 * MINUTE
+    klines = {("BTCUSDT", "1m"): synthetic_klines("1m", day, day + 86_400_000)}
+    with BinanceStandIn(klines, clock_ms=lambda: now) as standin:
+
+        def tick() -> dg.SensorResult | dg.SkipReason:
+            context = dg.build_sensor_context(
+                instance=local_instance,
+                resources={"binance": BinanceResource(base_url=standin.url)},
+            )
+            return fresh_klines_sensor(context)
+
+        assert [r.run_key for r in tick().run_requests] == [f"2024-01-02@{now - MINUTE}"]
+        local_instance.add_run(
+            dg.DagsterRun(
+                job_name=kline_lineage_job.name,
+                run_id="0a1b2c3d-0000-4000-8000-000000000001",
+                status=dg.DagsterRunStatus.SUCCESS,
+                tags={"dagster/partition": "2024-01-02", "crypto_assets/trigger": "live_loader"},
+            )
+        )
+        skipped = tick()
+    assert isinstance(skipped, dg.SkipReason)
+    assert skipped.skip_message == (
+        f"A run for 2024-01-02 is in flight or started after the candle of {now - MINUTE}"
+        " closed (the live loader's)."
+    )
