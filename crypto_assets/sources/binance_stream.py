@@ -21,7 +21,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
@@ -35,10 +34,12 @@ from crypto_assets.sources.stream_messages import (
     StreamHealth,
     StreamMessageError,
     StreamSnapshot,
+    StreamState,
     parse_message,
     reconnect_delay,
     stream_url,
 )
+from crypto_assets.sources.stream_repair import fetch_owed_candles, in_daemon_thread
 
 log = logging.getLogger(__name__)
 
@@ -46,23 +47,6 @@ DEFAULT_STREAM_URL = "wss://stream.binance.com:9443"
 STALL_SECONDS = 30.0
 MAX_CONNECTION_AGE = 23.5 * 3600  # Binance drops every connection at 24 h; leave before it does
 MAX_CLOSED = 1440  # a day of 1m candles
-
-
-@dataclass
-class _State:
-    """Mutable state behind KlineStream's lock."""
-
-    state: str = "connecting"
-    connected_since: float | None = None
-    last_message_at: float | None = None
-    reconnects: int = 0
-    repaired: int = 0
-    malformed: int = 0
-    last_error: str | None = None
-    forming: Candle | None = None
-    last_price: float | None = None
-    last_event_time_ms: int | None = None
-    closed: deque[Candle] = field(default_factory=deque)
 
 
 class KlineStream:
@@ -109,12 +93,15 @@ class KlineStream:
         self._on_update = on_update
         self._step = INTERVAL_MS[interval]
         self._owed_from = backfill_from_ms  # open time of the oldest candle not yet closed here
-        self._held: list[Candle] = []  # closed on the stream while a REST repair is pending
+        # Closed on the stream while REST repairs a gap; the oldest may go (REST refetches them).
+        self._held: deque[KlineUpdate] = deque(maxlen=max_closed)
+        self._gap_checked: int | None = None  # the forming candle last found past a gap
         self._changed = threading.Condition()
-        self._state = _State(closed=deque(maxlen=max_closed))
+        self._state = StreamState(closed=deque(maxlen=max_closed))
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
+        self._wake: asyncio.Event | None = None  # set by stop(), on the loop
         self._stopping = threading.Event()
 
     def __repr__(self) -> str:
@@ -136,12 +123,18 @@ class KlineStream:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close the socket and join the thread (within ``timeout`` seconds)."""
+        """Close the socket (code 1000) and join the thread within ``timeout`` seconds; a
+        connection attempt still in its handshake is cancelled."""
         self._stopping.set()
-        loop, main = self._loop, self._main
-        if loop is not None and main is not None:
+        loop, main, wake = self._loop, self._main, self._wake
+        if loop is not None and main is not None and wake is not None:
             with contextlib.suppress(RuntimeError):  # the loop has already finished
-                loop.call_soon_threadsafe(main.cancel)
+                loop.call_soon_threadsafe(wake.set)
+            if self._thread is not None:
+                self._thread.join(min(timeout, 1.0))
+                if self._thread.is_alive():
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(main.cancel)
         if self._thread is not None:
             self._thread.join(timeout)
         self._update(state="stopped", connected_since=None)
@@ -154,11 +147,11 @@ class KlineStream:
 
     def health(self) -> StreamHealth:
         with self._changed:
-            return self._health()
+            return self._state.health(self.url)
 
     def snapshot(self) -> StreamSnapshot:
         with self._changed:
-            return self._snapshot()
+            return self._state.snapshot(self.url)
 
     def closed_candles(self, after_open_time: int | None = None) -> list[Candle]:
         """Closed candles kept here, oldest first; only those opening after ``after_open_time``."""
@@ -183,30 +176,9 @@ class KlineStream:
     def wait_until(self, predicate: Callable[[StreamSnapshot], bool], timeout: float) -> bool:
         """Block until ``predicate(snapshot)`` holds (True) or ``timeout`` seconds pass (False)."""
         with self._changed:
-            return self._changed.wait_for(lambda: predicate(self._snapshot()), timeout)
-
-    def _health(self) -> StreamHealth:
-        state = self._state
-        return StreamHealth(
-            state=state.state,
-            url=self.url,
-            connected_since=state.connected_since,
-            last_message_at=state.last_message_at,
-            reconnects=state.reconnects,
-            repaired_candles=state.repaired,
-            malformed_messages=state.malformed,
-            last_error=state.last_error,
-        )
-
-    def _snapshot(self) -> StreamSnapshot:
-        state = self._state
-        return StreamSnapshot(
-            forming=state.forming,
-            last_price=state.last_price,
-            last_event_time_ms=state.last_event_time_ms,
-            closed=tuple(state.closed),
-            health=self._health(),
-        )
+            return self._changed.wait_for(
+                lambda: predicate(self._state.snapshot(self.url)), timeout
+            )
 
     def _update(self, **changes: object) -> None:
         with self._changed:
@@ -218,6 +190,7 @@ class KlineStream:
 
     async def _run(self, started: threading.Event) -> None:
         self._loop, self._main = asyncio.get_running_loop(), asyncio.current_task()
+        self._wake = asyncio.Event()
         started.set()
         failures = 0  # consecutive connections that failed or delivered nothing
         ever_connected = False
@@ -236,11 +209,13 @@ class KlineStream:
                         ever_connected = True
                         self._update(state="connected", connected_since=time.time())
                         delivered, reason, at_once = await self._session(socket)
-                except (OSError, TimeoutError, WebSocketException) as exc:
+                except (OSError, TimeoutError, asyncio.TimeoutError, WebSocketException) as exc:
                     reason = f"{type(exc).__name__}: {exc}"
                 except Exception as exc:  # a bug must not end the feed; it is logged in full
                     log.exception("kline stream %s failed", self.url)
                     reason = f"{type(exc).__name__}: {exc}"
+                if self._stopping.is_set():
+                    break
                 failures = 0 if delivered else failures + 1
                 down = failures >= self.down_after_failures or not ever_connected
                 log.warning("kline stream %s: %s; reconnecting", self.url, reason)
@@ -250,9 +225,10 @@ class KlineStream:
                     last_error=reason,
                 )
                 if not at_once:
-                    await asyncio.sleep(
-                        reconnect_delay(max(failures - 1, 0), self.backoff_base, self.backoff_max)
+                    delay = reconnect_delay(
+                        max(failures - 1, 0), self.backoff_base, self.backoff_max
                     )
+                    await self._wait_for_stop(delay)
         except asyncio.CancelledError:
             pass
 
@@ -262,16 +238,28 @@ class KlineStream:
         answered and the stall clock keeps running while it waits."""
         leave_at = time.monotonic() + self.max_connection_age
         repair = asyncio.create_task(self._repair()) if self._owed_from is not None else None
+        assert self._wake is not None
+        stopping = asyncio.ensure_future(self._wake.wait())
+        receiving: asyncio.Future[str | bytes] | None = None
         delivered = False
         try:
             while True:
+                # asyncio.wait, not wait_for: wait_for (3.10, 3.11) can swallow a cancellation
+                # when a message arrives at the same moment.
+                receiving = asyncio.ensure_future(socket.recv())
                 left = leave_at - time.monotonic()
-                try:
-                    text = await asyncio.wait_for(socket.recv(), min(self.stall_timeout, left))
-                except TimeoutError:
+                await asyncio.wait(
+                    {receiving, stopping},
+                    timeout=min(self.stall_timeout, left),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if stopping.done():
+                    return delivered, "stopped", True
+                if not receiving.done():
                     if time.monotonic() >= leave_at:
                         return delivered, "rotating before Binance's 24 h disconnect", True
                     return delivered, f"stalled: no message for {self.stall_timeout:g} s", False
+                text = receiving.result()
                 received_at = time.time()
                 self._update(last_message_at=received_at)
                 try:
@@ -287,33 +275,55 @@ class KlineStream:
                     candle = message.candle
                     if self._owed_from is None:
                         self._owed_from = candle.open_time
-                    idle = repair is None or repair.done()
-                    if idle and candle.closed and candle.open_time > self._owed_from:
-                        repair = asyncio.create_task(self._repair())  # the stream skipped one
+                    if self._skipped(candle) and (repair is None or repair.done()):
+                        repair = asyncio.create_task(self._repair())
                     on_hold = repair is not None and not repair.done()
                     self._receive(message, received_at, hold_closed=on_hold)
         except WebSocketException as exc:
             return delivered, f"{type(exc).__name__}: {exc}", False
         finally:
-            if repair is not None:
-                repair.cancel()
+            for task in (repair, stopping, receiving):
+                if task is not None and not task.done():
+                    task.cancel()
+
+    def _skipped(self, candle: Candle) -> bool:
+        """Whether the stream went past a candle still owed: a close beyond it, or the first
+        update of a later candle (checked once per candle, so a gap REST cannot fill either
+        costs one request, not one per update)."""
+        assert self._owed_from is not None
+        if candle.closed:
+            return candle.open_time > self._owed_from
+        if candle.open_time > self._owed_from and candle.open_time != self._gap_checked:
+            self._gap_checked = candle.open_time
+            return True
+        return False
+
+    async def _wait_for_stop(self, seconds: float) -> None:
+        """Sleeps ``seconds``, or less if stop() is called meanwhile."""
+        assert self._wake is not None
+        stopping = asyncio.ensure_future(self._wake.wait())
+        await asyncio.wait({stopping}, timeout=seconds)
+        stopping.cancel()
 
     def _receive(self, event: KlineEvent, received_at: float, *, hold_closed: bool) -> None:
         candle = event.candle
         with self._changed:
-            self._state.last_price = float(candle.close)
-            self._state.last_event_time_ms = event.event_time_ms
+            last_event = self._state.last_event_time_ms
+            if last_event is None or event.event_time_ms >= last_event:  # not a replayed event
+                self._state.last_price = float(candle.close)
+                self._state.last_event_time_ms = event.event_time_ms
             if not candle.closed:
                 forming = self._state.forming
                 if forming is None or candle.open_time >= forming.open_time:
                     self._state.forming = candle
             self._changed.notify_all()
+        update = KlineUpdate(candle, event.event_time_ms, received_at, "stream")
         if candle.closed and hold_closed:
-            self._held.append(candle)
+            self._held.append(update)
         elif candle.closed:
             self._close(candle, event.event_time_ms, received_at, "stream")
         else:
-            self._deliver(KlineUpdate(candle, event.event_time_ms, received_at, "stream"))
+            self._deliver(update)
 
     def _close(self, candle: Candle, event_time_ms: int | None, at: float, source: str) -> None:
         """Keeps and delivers a closed candle unless one with its open time already was."""
@@ -349,64 +359,25 @@ class KlineStream:
     async def _repair(self) -> None:
         """Fetches the candles that closed while no socket was up, retrying until REST answers,
         then delivers them and the ones the stream closed meanwhile, in open-time order."""
-        attempt = 0
+        owed_from, attempt = self._owed_from, 0
+        assert owed_from is not None
         while True:
             try:
-                fetched = await _in_thread(self._fetch_owed)
+                fetched = await in_daemon_thread(
+                    lambda: fetch_owed_candles(
+                        self.rest, self.symbol, self.interval, owed_from, self.max_closed
+                    )
+                )
                 break
             except Exception as exc:
                 log.warning("kline stream %s: REST repair failed, %s", self.url, exc)
                 self._update(last_error=f"REST repair failed: {exc}")
                 await asyncio.sleep(reconnect_delay(attempt, self.backoff_base, self.backoff_max))
                 attempt += 1
-        held, self._held = self._held, []
+        held, self._held = self._held, deque(maxlen=self.max_closed)
         at = time.time()
-        from_rest = {candle.open_time for candle in fetched}
-        merged = {candle.open_time: candle for candle in (*fetched, *held)}
+        merged = {candle.open_time: KlineUpdate(candle, None, at, "rest") for candle in fetched}
+        merged.update((update.candle.open_time, update) for update in held)  # the stream's own
         for open_time in sorted(merged):
-            source = "rest" if open_time in from_rest else "stream"
-            self._close(merged[open_time], None, at, source)
-
-    def _fetch_owed(self) -> list[Candle]:
-        """Closed candles from the oldest owed one on (at most ``max_closed``), over REST."""
-        owed_from = self._owed_from
-        assert owed_from is not None
-        server_now = self.rest.server_time_ms()
-        start = max(owed_from, (server_now // self._step - self.max_closed) * self._step)
-        if start > owed_from:
-            log.warning(
-                "kline stream %s: %d candles owed, keeping the newest %d",
-                self.url,
-                (server_now - owed_from) // self._step,
-                self.max_closed,
-            )
-        if start >= server_now:
-            return []
-        klines = self.rest.get_klines(self.symbol, self.interval, start, server_now + 1)
-        return [Candle.from_kline(kline, self.symbol, self.interval) for kline in klines]
-
-
-async def _in_thread(function: Callable[[], list[Candle]]) -> list[Candle]:
-    """``function()`` in a daemon thread, awaited without blocking the loop: a REST call that
-    retries for minutes must neither stop pongs nor hold up ``stop()``."""
-    loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[list[Candle]] = loop.create_future()
-
-    def settle(result: list[Candle] | None, error: BaseException | None) -> None:
-        if outcome.done():
-            return
-        if error is not None:
-            outcome.set_exception(error)
-        else:
-            outcome.set_result(result or [])
-
-    def work() -> None:
-        try:
-            result, error = function(), None
-        except Exception as exc:
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the stream stopped while REST was answering
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=work, name="kline-stream-repair", daemon=True).start()
-    return await outcome
+            update = merged[open_time]
+            self._close(update.candle, update.event_time_ms, update.received_at, update.source)

@@ -1,4 +1,4 @@
-"""What Binance's kline stream sends and what the stream client hands on, as typed values; pure.
+"""What Binance's kline stream sends and what the stream client hands on, as typed values (no I/O).
 
 A kline event (``{"e": "kline", "E": ..., "s": ..., "k": {...}}``, or wrapped as
 ``{"stream": ..., "data": ...}`` on a combined stream) becomes a ``Candle`` with the REST API's
@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
@@ -135,7 +136,7 @@ class StreamHealth:
     connected_since: float | None  # epoch seconds of the current connection, None when not up
     last_message_at: float | None  # epoch seconds of the last message of any kind
     reconnects: int  # connections made after the first
-    repaired_candles: int  # closed candles fetched over REST after a reconnect
+    repaired_candles: int  # closed candles fetched over REST: missed while down, skipped, backfill
     malformed_messages: int
     last_error: str | None  # why the last connection ended or failed
 
@@ -155,6 +156,44 @@ class StreamSnapshot:
     last_event_time_ms: int | None  # E of the last kline event, to measure how late a page is
     closed: tuple[Candle, ...]  # closed candles in open-time order, at most ``max_closed``
     health: StreamHealth
+
+
+@dataclass
+class StreamState:
+    """The stream client's mutable state, read and written under its lock."""
+
+    state: str = "connecting"
+    connected_since: float | None = None
+    last_message_at: float | None = None
+    reconnects: int = 0
+    repaired: int = 0
+    malformed: int = 0
+    last_error: str | None = None
+    forming: Candle | None = None
+    last_price: float | None = None
+    last_event_time_ms: int | None = None
+    closed: deque[Candle] = field(default_factory=deque)
+
+    def health(self, url: str) -> StreamHealth:
+        return StreamHealth(
+            state=self.state,
+            url=url,
+            connected_since=self.connected_since,
+            last_message_at=self.last_message_at,
+            reconnects=self.reconnects,
+            repaired_candles=self.repaired,
+            malformed_messages=self.malformed,
+            last_error=self.last_error,
+        )
+
+    def snapshot(self, url: str) -> StreamSnapshot:
+        return StreamSnapshot(
+            forming=self.forming,
+            last_price=self.last_price,
+            last_event_time_ms=self.last_event_time_ms,
+            closed=tuple(self.closed),
+            health=self.health(url),
+        )
 
 
 def stream_name(symbol: str, interval: str) -> str:

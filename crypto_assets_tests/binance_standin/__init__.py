@@ -8,8 +8,9 @@ python-binance based client can be pointed at it by base URL. It never imports `
 it is an independent fake of the exchange, not a mirror of our client.
 
 Modules: ``data`` (kline rows: CSV, synthetic, the unclosed candle), ``market`` (the endpoints),
-``limits`` (weight, bans, injected faults), ``wire`` (bodies and the route type), ``server`` (HTTP
-and ``BinanceStandIn``). Run it by hand:
+``limits`` (weight, bans, injected faults), ``wire`` (bodies and the route type), ``stream`` (the
+kline websocket streams and their faults, on a second port), ``server`` (HTTP and
+``BinanceStandIn``). Run it by hand:
 ``python -m crypto_assets_tests.binance_standin --port 8765 --synthetic-days 3``.
 """
 

@@ -37,7 +37,8 @@ _T = TypeVar("_T")
 
 @dataclass
 class _Subscriber:
-    """One open stream connection: its streams and, per stream, the oldest candle not yet final."""
+    """One open stream connection: its streams and, per stream, the oldest candle not yet final
+    (None until the stream has a candle open)."""
 
     connection: ServerConnection
     streams: list[tuple[str, str, str]]  # (name, SYMBOL, interval)
@@ -108,6 +109,7 @@ class StreamEndpoints:
         self.stream_port = port
         self.stream_url = ""
         self.refuse_streams = False  # True: every new stream handshake is answered 503
+        self.refused_streams = 0
         self.stream_connections: list[dict[str, Any]] = []  # one log entry per connection
         self._subscribers: list[_Subscriber] = []
         self._stream_loop: asyncio.AbstractEventLoop | None = None
@@ -171,6 +173,7 @@ class StreamEndpoints:
         return self._on_stream_loop(self._set_stalled(True))
 
     def resume_streams(self) -> int:
+        """Undo ``stall_streams``: pushes catch up on every candle closed meanwhile."""
         return self._on_stream_loop(self._set_stalled(False))
 
     def send_server_shutdown(self) -> int:
@@ -220,6 +223,7 @@ class StreamEndpoints:
     def _stream_handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         """Binance's 404 for an unknown path, 400 for a bad stream name; 503 while refusing."""
         if self.refuse_streams:
+            self.refused_streams += 1
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "Service Unavailable\n")
         try:
             self._requested_streams(request.path)
@@ -260,6 +264,9 @@ class StreamEndpoints:
             "missed_pong": False,
         }
         subscriber = _Subscriber(connection, streams, combined, entry)
+        now = int(self.clock_ms())
+        for name, symbol, interval in streams:  # subscribed from the candle open at connect
+            subscriber.next_open[name] = self._current_open_time(symbol, interval, now)
         self.stream_connections.append(entry)
         self._subscribers.append(subscriber)
         tasks = [
@@ -276,6 +283,7 @@ class StreamEndpoints:
                 task.cancel()
             self._subscribers.remove(subscriber)
             entry["closed"] = self.wall_clock()
+            entry["close_code"] = connection.close_code  # None: dropped without a close frame
 
     async def _push(self, subscriber: _Subscriber) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -297,11 +305,17 @@ class StreamEndpoints:
                 pong = await subscriber.connection.ping()
                 try:
                     await asyncio.wait_for(pong, self.stream_pong_timeout)
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     subscriber.log["missed_pong"] = True
                     await subscriber.connection.close(1008, "pong timeout")
                     return
                 subscriber.log["pongs"] += 1
+
+    def _current_open_time(self, symbol: str, interval: str, now: int) -> int | None:
+        with self._data_lock:
+            times = self._times.get((symbol, interval), [])
+            through = bisect.bisect_right(times, now)
+            return times[through - 1] if through else None
 
     def _due_events(
         self, subscriber: _Subscriber, name: str, symbol: str, interval: str
@@ -316,6 +330,8 @@ class StreamEndpoints:
                 return []
             start = subscriber.next_open.get(name)
             first = through - 1 if start is None else bisect.bisect_left(times, start)
+            if first >= through:
+                return []
             due = self._rows[key][first:through]
         events = []
         for row in due:
