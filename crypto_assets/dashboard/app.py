@@ -26,9 +26,16 @@ from crypto_assets.dashboard.health import (
     freshness,
     health_window,
 )
-from crypto_assets.dashboard.live import LiveFeed, LiveState, live_candles, merge_live
+from crypto_assets.dashboard.live import LiveState, live_candles, merge_live
+from crypto_assets.dashboard.live_page import (
+    LIVE_SECONDS,
+    live_feed,
+    live_quote,
+    live_state,
+    stream_health,
+)
 from crypto_assets.dashboard.queries import TIMEFRAME_MINUTES, MarketQueries, MarketView, Quote
-from crypto_assets.settings import KLINES, SettingsError, local_home
+from crypto_assets.settings import KLINES, local_home
 from crypto_assets.sources.binance_rest import INTERVAL_MS
 
 T = TypeVar("T")
@@ -36,7 +43,6 @@ REFRESH_SECONDS = max(
     1, min(60, int(os.environ.get("CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS", "30")))
 )
 BASE_MINUTES = INTERVAL_MS[KLINES.interval] // 60_000 or 1
-LIVE_SECONDS = 1
 LIVE_CHART_SECONDS = 2
 LIVE_WINDOW = timedelta(minutes=90)
 HEALTH_DAYS = 90
@@ -111,12 +117,6 @@ def _failed_days(since: datetime, home: str) -> tuple[dict[str, list[str]], str 
     return failed_check_days(since, {"DAGSTER_HOME": home})
 
 
-@st.cache_resource
-def _live_feed() -> LiveFeed:
-    """The server's one stream connection, shared by every viewer (Binance limits them per IP)."""
-    return LiveFeed.from_env().start()
-
-
 @st.cache_data(ttl=LIVE_SECONDS * 2, show_spinner=False)
 def _recent_base_candles(end: datetime) -> pd.DataFrame:
     return _queries().read_recent(end - LIVE_WINDOW, end)
@@ -130,14 +130,6 @@ def _warehouse_tail() -> tuple[pd.DataFrame, str | None]:
     except (WarehouseMissing, WarehouseBusy) as exc:
         return pd.DataFrame(), str(exc)
     return tail, stale
-
-
-def _live_state() -> LiveState | None:
-    try:
-        return _live_feed().state()
-    except (SettingsError, ValueError) as exc:
-        st.error(f"No live feed: {exc}")
-        return None
 
 
 def dagster_home() -> str:
@@ -162,48 +154,16 @@ def _live_frame(state: LiveState) -> tuple[pd.DataFrame, str | None]:
     tail, problem = _warehouse_tail()
     newest = tail["open_time"].iloc[-1] if len(tail) else None
     if newest is not None:
-        _live_feed().forget_through(int(pd.Timestamp(newest).value // 1_000_000))
+        live_feed().forget_through(int(pd.Timestamp(newest).value // 1_000_000))
     live = live_candles(state.closed, state.forming, newest)
     frame = pd.concat([tail.assign(status=""), live], ignore_index=True) if len(tail) else live
     return frame, problem
 
 
-@st.fragment(run_every=LIVE_SECONDS)
-def live_quote() -> None:
-    """The last price and the forming candle, every second: cheap, so the page keeps up."""
-    state = _live_state()
-    if state is None:
-        return
-    if state.notice:
-        st.warning(state.notice)
-    price, forming, pending = st.columns([1.2, 2, 1])
-    if state.last_price is None:
-        price.metric("Last price", "waiting")
-    else:
-        price.metric("Last price", f"{state.last_price:,.2f}")
-    if state.pushed_at_ms is not None:
-        pushed = datetime.fromtimestamp(state.pushed_at_ms / 1000, timezone.utc)
-        via = {"stream": "the stream", "rest": "REST polling"}.get(state.source, state.source)
-        price.caption(f"pushed at {pushed:%H:%M:%S.%f}"[:-3] + f" UTC via {via}")
-    if state.forming is not None:
-        candle = state.forming
-        opened = datetime.fromtimestamp(candle.open_time / 1000, timezone.utc)
-        forming.metric(
-            f"Forming {KLINES.interval} candle, {opened:%H:%M} UTC",
-            f"{float(candle.close):,.2f}",
-            f"{float(candle.close) - float(candle.open):+,.2f}",
-        )
-        forming.caption(
-            f"open {float(candle.open):,.2f}, high {float(candle.high):,.2f},"
-            f" low {float(candle.low):,.2f}, volume {float(candle.volume):,.3f}"
-        )
-    pending.metric("Not yet in the warehouse", f"{len(state.closed)} candles held")
-
-
 @st.fragment(run_every=LIVE_CHART_SECONDS)
 def live_chart() -> None:
     """The last ``LIVE_WINDOW`` of candles, the live ones marked; never an empty chart."""
-    state = _live_state()
+    state = live_state()
     if state is None:
         return
     frame, problem = _live_frame(state)
@@ -226,7 +186,7 @@ def market_tab(controls: dict[str, Any]) -> MarketView | None:
         st.warning(f"The warehouse has no {KLINES.symbol} candles yet. {LOAD_HINT}")
         return None
     header(view)
-    state = _live_state()
+    state = live_state()
     if state is not None and view.end > view.quote.open_time:  # the range reaches the present
         live = live_candles(state.closed, state.forming, view.quote.open_time)
         minutes = TIMEFRAME_MINUTES[view.plan.timeframe]
@@ -335,34 +295,6 @@ def strategies_tab() -> None:
     timeframe = run["timeframe"] if run["timeframe"] in TIMEFRAME_MINUTES else "1d"
     prices = _prices(timeframe, start.to_pydatetime(), end.to_pydatetime())
     st.plotly_chart(figures.trades_figure(prices, trades), width="stretch", key="trades")
-
-
-def stream_health() -> None:
-    """The live feed as an operator checks it: up since when, how fresh, how often it broke."""
-    state = _live_state()
-    if state is None:
-        return
-    health = state.health
-    age = health.message_age()
-    since = (
-        "not connected"
-        if health.connected_since is None
-        else f"{datetime.fromtimestamp(health.connected_since, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
-    )
-    st.subheader("Live stream")
-    state_col, since_col, age_col, reconnects, repaired = st.columns(5)
-    state_col.metric("Stream", health.state)
-    since_col.metric("Connected since", since)
-    age_col.metric("Last message", "never" if age is None else f"{age:.1f} s ago")
-    reconnects.metric("Reconnects", health.reconnects)
-    repaired.metric("Repaired over REST", f"{health.repaired_candles} candles")
-    st.caption(
-        f"{health.url}; {health.malformed_messages} malformed messages skipped;"
-        f" {state.rest_polls} REST polls while the stream was down"
-        + (f"; last error: {health.last_error}" if health.last_error else "")
-    )
-    if state.notice:
-        st.warning(state.notice)
 
 
 def health_tab() -> None:
