@@ -64,15 +64,17 @@ def platform_services(
 
     bin_dir = Path(python).parent
     module = ["-m", "crypto_assets.definitions"]
-    return [
+    services = [
         Service(
             "webserver",
             [str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(ui_port), *module],
         ),
         Service("daemon", [str(bin_dir / "dagster-daemon"), "run", *module]),
         Service("dashboard", dashboard_command(host, dashboard_port)),
-        Service("live", [python, "-m", "crypto_assets.cli", "live"]),
-    ][: None if live_loader else 3]
+    ]
+    if live_loader:
+        services.append(Service("live", [python, "-m", "crypto_assets.cli", "live"]))
+    return services
 
 
 def prepare_home(environ: Mapping[str, str]) -> dict[str, str]:
