@@ -21,9 +21,11 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/dagster.local.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp $< $@
 
-## The Dagster UI on http://127.0.0.1:3000 (webserver and daemon), local environment.
-run: setup $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+## The whole platform: the market on http://127.0.0.1:8501 (DASHBOARD_PORT) and the pipeline
+## (Dagster webserver + daemon) on http://127.0.0.1:3000. A fresh home loads the last 30 days
+## and turns the live loop on by itself. Ctrl-C (or SIGTERM) stops everything.
+run: setup
+	$(BIN)/crypto-assets platform --dashboard-port $(or $(DASHBOARD_PORT),8501)
 
 ## The same UI as two processes, the way a deployment runs them: dagster-webserver + dagster-daemon
 stack: setup

@@ -43,6 +43,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     dashboard.add_argument("--host", default="127.0.0.1", help="address; default 127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8501, help="port; default 8501")
+    commands.add_parser(
+        "live",
+        help="Follow Binance's kline stream and load each closed candle's day into the"
+        " warehouse seconds after its close (one in-process Dagster run at a time, recorded in"
+        " $DAGSTER_HOME); `platform` runs it.",
+    )
+    platform = commands.add_parser(
+        "platform",
+        help="The whole local platform in one process: the Dagster webserver and daemon and the"
+        " market dashboard; on a fresh home it loads recent history and the live loop by itself."
+        " Ctrl-C or SIGTERM stops all of it.",
+    )
+    platform.add_argument("--host", default="127.0.0.1", help="address; default 127.0.0.1")
+    platform.add_argument(
+        "--ui-port", type=int, default=3000, help="the Dagster UI's port; default 3000"
+    )
+    platform.add_argument(
+        "--dashboard-port",
+        type=int,
+        default=int(os.environ.get("DASHBOARD_PORT") or 8501),
+        help="the dashboard's port; default $DASHBOARD_PORT or 8501",
+    )
     return parser
 
 
@@ -147,6 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "analytics":
         return analytics(args.first_day, args.last_day)
+    if args.command == "live":
+        from crypto_assets.automation.live_loader import run_live_loader
+
+        return run_live_loader()
+    if args.command == "platform":
+        from crypto_assets.platform import run_platform
+
+        return run_platform(args.host, args.ui_port, args.dashboard_port)
     if args.command == "dashboard":
         problem = dashboard_preflight()
         if problem:

@@ -10,6 +10,7 @@ import dagster as dg
 
 from crypto_assets.analytics.definitions import ANALYTICS_ASSETS, analytics_automation_sensor
 from crypto_assets.automation.alerts import failure_alerts_sensor
+from crypto_assets.automation.bootstrap import bootstrap_history_sensor
 from crypto_assets.automation.housekeeping import (
     prune_run_history_job,
     prune_run_history_schedule,
@@ -43,6 +44,7 @@ defs = dg.Definitions(
         failure_alerts_sensor,
         freshness_checks_sensor,
         analytics_automation_sensor,
+        bootstrap_history_sensor,
     ],
     resources=resources_for(environment_name()),
     executor=dg.in_process_executor,

@@ -104,6 +104,25 @@ def environment_name(environ: os._Environ[str] | dict[str, str] = os.environ) ->
     return name
 
 
+def autostart(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+    """Whether local automation starts by itself: ``crypto-assets platform`` sets
+    CRYPTO_ASSETS_AUTOSTART=1. Prod never does: there every automation is turned on by a person."""
+    value = environ.get("CRYPTO_ASSETS_AUTOSTART", "")
+    if value not in ("", "0", "1"):
+        raise SettingsError(f"CRYPTO_ASSETS_AUTOSTART={value!r}: expected 0 or 1.")
+    return value == "1" and environment_name(environ) == "local"
+
+
+def bootstrap_days(environ: os._Environ[str] | dict[str, str] = os.environ) -> int:
+    """CRYPTO_ASSETS_BOOTSTRAP_DAYS: how many closed days a fresh local platform loads itself."""
+    value = environ.get("CRYPTO_ASSETS_BOOTSTRAP_DAYS", "30")
+    if not value.isdigit():
+        raise SettingsError(
+            f"CRYPTO_ASSETS_BOOTSTRAP_DAYS={value!r}: expected a whole number of days (0 for none)."
+        )
+    return int(value)
+
+
 def local_home(environ: os._Environ[str] | dict[str, str] = os.environ) -> Path:
     """Where local runs keep Parquet zones and the DuckDB file (git ignores ./data)."""
     return Path(environ.get("CRYPTO_ASSETS_HOME") or CHECKOUT_DIR / "data").resolve()

@@ -31,6 +31,7 @@ analytics_automation_sensor = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.assets(*ANALYTICS_ASSETS),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=ANALYTICS_SENSOR_INTERVAL_SECONDS,
+    run_tags={"crypto_assets/lane": "batch"},
     description="Rebuilds the analytics once the warehouse has loaded a day (or a day again):"
     " that day's bars, then the indicators, levels, profile, backtests and charts.",
 )

@@ -27,6 +27,7 @@ from crypto_assets.storage.run_history import (
 
 TRIGGER_TAG = "crypto_assets/trigger"
 SENSOR_TRIGGER = "fresh_klines_sensor"
+REFRESH_TRIGGERS = [SENSOR_TRIGGER, "live_loader"]  # the live loader's runs are refreshes too
 PARTITION_TAG = "dagster/partition"
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_NAME_TAG = "dagster/sensor_name"
@@ -56,7 +57,7 @@ def superseded_refresh_runs(
         dg.RunsFilter(
             job_name=kline_lineage_job.name,
             statuses=[dg.DagsterRunStatus.SUCCESS],
-            tags={TRIGGER_TAG: SENSOR_TRIGGER},
+            tags={TRIGGER_TAG: REFRESH_TRIGGERS},
             created_before=older_than,
         )
     )
@@ -138,7 +139,7 @@ def prune_run_history(
     for run_id in logs_pruned:
         delete_run_logs(instance, run_id)
     kept = instance.get_runs_count(
-        dg.RunsFilter(job_name=kline_lineage_job.name, tags={TRIGGER_TAG: SENSOR_TRIGGER})
+        dg.RunsFilter(job_name=kline_lineage_job.name, tags={TRIGGER_TAG: REFRESH_TRIGGERS})
     )
     return PruneResult(
         deleted_run_ids=run_ids, logs_pruned_run_ids=logs_pruned, kept_refresh_runs=kept

@@ -14,10 +14,16 @@ CHECKS_WITH_THEIR_OWN_RUNS = dg.AssetSelection.checks(
 sensor load) and the freshness check (its own sensor): run here, they would only add steps and
 events to every run of the sensor's 1,440 a day."""
 
+LANE_TAG = "crypto_assets/lane"
+"""Run-queue lane: ``live`` for the fresh-data sensor's runs, ``batch`` for the job's other runs
+(history, the schedule); deploy/dagster.local.yaml lets one run of each lane go at a time, so a
+backfill never holds up the minute's candle."""
+
 kline_lineage_job = dg.define_asset_job(
     "kline_lineage",
     selection=dg.AssetSelection.assets(raw_klines, clean_klines, snowflake_btcusdt)
     - CHECKS_WITH_THEIR_OWN_RUNS,
     partitions_def=daily_partitions,
+    tags={LANE_TAG: "batch"},
     description="raw_klines -> clean_klines -> snowflake_btcusdt for one day, with their checks.",
 )

@@ -7,13 +7,14 @@ never launch the same work.
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import dagster as dg
 
-from crypto_assets.automation.jobs import kline_lineage_job
+from crypto_assets.automation.jobs import LANE_TAG, kline_lineage_job
 from crypto_assets.klines.frames import DAY_MS, day_key, day_keys_between, day_start_ms
 from crypto_assets.klines.resources import BinanceResource
-from crypto_assets.settings import KLINES, env_int
+from crypto_assets.settings import KLINES, autostart, env_int
 from crypto_assets.sources.binance_rest import INTERVAL_MS, BinanceError
 from crypto_assets.sources.pacing import RetryPolicy
 
@@ -81,10 +82,26 @@ def _in_flight(instance: dg.DagsterInstance, partition_key: str) -> bool:
     )
 
 
+def _requested_since(instance: dg.DagsterInstance, partition_key: str, since_ms: int) -> bool:
+    """A run of the day created after ``since_ms``: it read every candle closed by then."""
+    return bool(
+        instance.get_run_ids(
+            dg.RunsFilter(
+                job_name=kline_lineage_job.name,
+                tags={"dagster/partition": partition_key},
+                created_after=datetime.fromtimestamp(since_ms / 1000, timezone.utc),
+            ),
+            limit=1,
+        )
+    )
+
+
 @dg.sensor(
     job=kline_lineage_job,
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
-    default_status=dg.DefaultSensorStatus.STOPPED,
+    default_status=(
+        dg.DefaultSensorStatus.RUNNING if autostart() else dg.DefaultSensorStatus.STOPPED
+    ),
     description="Refreshes today's partition when Binance has new closed candles.",
 )
 def fresh_klines_sensor(
@@ -103,17 +120,24 @@ def fresh_klines_sensor(
     if not runs:
         return dg.SkipReason(f"No closed candle newer than {_cursor_ms(context.cursor)}.")
     refresh = runs[-1]
-    if not refresh.final and _in_flight(context.instance, refresh.partition_key):
+    close_ms = latest + INTERVAL_MS[KLINES.interval]
+    if not refresh.final and (
+        _in_flight(context.instance, refresh.partition_key)
+        or _requested_since(context.instance, refresh.partition_key, close_ms)
+    ):
         runs = runs[:-1]
         if not runs:
-            return dg.SkipReason(f"A run for {refresh.partition_key} is still in flight.")
+            return dg.SkipReason(
+                f"A run for {refresh.partition_key} is in flight or started after the candle"
+                f" of {latest} closed (the live loader's)."
+            )
         latest = day_start_ms(refresh.partition_key) - INTERVAL_MS[KLINES.interval]
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
                 run_key=run.run_key,
                 partition_key=run.partition_key,
-                tags={"crypto_assets/trigger": "fresh_klines_sensor"},
+                tags={"crypto_assets/trigger": "fresh_klines_sensor", LANE_TAG: "live"},
             )
             for run in runs
         ],

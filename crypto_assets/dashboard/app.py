@@ -1,6 +1,9 @@
 """The market page: ``streamlit run`` this file (``crypto-assets dashboard`` does).
 
-Controls live in the sidebar; the three tabs sit in a fragment that reruns every
+Controls live in the sidebar. Above the tabs, the live strip: the last price and the forming
+candle every second, and every 2 s a chart of the last 90 minutes with the candles not yet in
+the warehouse, from the server's one stream connection (REST when it is down; see
+dashboard/live.py). The three tabs sit in a fragment that reruns every
 CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS (default 30), so new candles appear without a reload.
 """
 
@@ -24,7 +27,16 @@ from crypto_assets.dashboard.health import (
     freshness,
     health_window,
 )
+from crypto_assets.dashboard.live import LiveState, live_candles, merge_live
+from crypto_assets.dashboard.live_page import (
+    LIVE_SECONDS,
+    live_feed,
+    live_quote,
+    live_state,
+    stream_health,
+)
 from crypto_assets.dashboard.queries import (
+    TIMEFRAME_MINUTES,
     MarketQueries,
     MarketView,
     Quote,
@@ -36,6 +48,8 @@ from crypto_assets.settings import KLINES, env_int, local_home, max_staleness
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = env_int("CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS", 30, minimum=1, maximum=60)
+LIVE_CHART_SECONDS = 2
+LIVE_WINDOW = timedelta(minutes=90)
 HEALTH_DAYS = 90
 RANGES = {
     "Last 24 hours": timedelta(days=1),
@@ -108,6 +122,21 @@ def _failed_days(since: datetime, home: str) -> tuple[dict[str, list[str]], str 
     return failed_check_days(since, {"DAGSTER_HOME": home})
 
 
+@st.cache_data(ttl=LIVE_SECONDS * 2, show_spinner=False)
+def _recent_base_candles(end: datetime) -> pd.DataFrame:
+    return _queries().read_recent(end - LIVE_WINDOW, end)
+
+
+def _warehouse_tail() -> tuple[pd.DataFrame, str | None]:
+    """The warehouse's last ``LIVE_WINDOW`` of base candles, or none and why."""
+    end = utc_now().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    try:
+        tail, stale = _read("tail", lambda: _recent_base_candles(end))
+    except (WarehouseMissing, WarehouseBusy) as exc:
+        return pd.DataFrame(), str(exc)
+    return tail, stale
+
+
 def dagster_home() -> str:
     """The pipeline's Dagster instance: DAGSTER_HOME, else where `make run` keeps it."""
     return os.environ.get("DAGSTER_HOME") or str(local_home() / "dagster_home")
@@ -125,6 +154,32 @@ def header(view: MarketView) -> None:
     age.metric("Newest candle age", format_age(utc_now() - quote.close_time))
 
 
+def _live_frame(state: LiveState) -> tuple[pd.DataFrame, str | None]:
+    """The warehouse's last candles with the live ones after them (``status`` marks those)."""
+    tail, problem = _warehouse_tail()
+    newest = tail["open_time"].iloc[-1] if len(tail) else None
+    if newest is not None:
+        live_feed().forget_through(int(pd.Timestamp(newest).value // 1_000_000))
+    live = live_candles(state.closed, state.forming, newest)
+    frame = pd.concat([tail.assign(status=""), live], ignore_index=True) if len(tail) else live
+    return frame, problem
+
+
+@st.fragment(run_every=LIVE_CHART_SECONDS)
+def live_chart() -> None:
+    """The last ``LIVE_WINDOW`` of candles, the live ones marked; never an empty chart."""
+    state = live_state()
+    if state is None:
+        return
+    frame, problem = _live_frame(state)
+    if problem:
+        st.caption(f"Warehouse: {problem}")
+    if frame.empty:
+        st.info("Waiting for the first candles from Binance (stream, else REST).")
+        return
+    st.plotly_chart(figures.live_figure(frame, state.last_price), width="stretch", key="live_chart")
+
+
 def market_tab(controls: dict[str, Any]) -> MarketView | None:
     view, stale = _read(
         ("market", controls["timeframe"], controls["lookback"], controls["custom"]),
@@ -136,6 +191,16 @@ def market_tab(controls: dict[str, Any]) -> MarketView | None:
         st.warning(f"The warehouse has no {KLINES.symbol} candles yet. {LOAD_HINT}")
         return None
     header(view)
+    state = live_state()
+    if state is not None and view.end > view.quote.open_time:  # the range reaches the present
+        live = live_candles(state.closed, state.forming, view.quote.open_time)
+        minutes = TIMEFRAME_MINUTES[view.plan.timeframe]
+        view.candles = merge_live(view.candles, live, minutes)
+        if len(live):
+            st.caption(
+                f"{len(live)} {KLINES.interval} candles from the live feed are drawn pale: not yet"
+                " in the warehouse (the forming one included)."
+            )
     for note in view.plan.notes:
         st.info(note)
     if view.candles.empty:
@@ -289,6 +354,7 @@ def heatmap_section(backtests: pd.DataFrame) -> None:
 
 
 def health_tab() -> None:
+    stream_health()
     now = utc_now()
     (quote, counts), stale = _read("health", lambda: _daily_counts(HEALTH_DAYS))
     if stale:
@@ -368,7 +434,10 @@ def main() -> None:
         log.error("The dashboard cannot reach the warehouse: %s", exc)
         st.error("The dashboard cannot reach the warehouse; its log on the server says why.")
         return
-    live_page(sidebar())
+    controls = sidebar()
+    live_quote()
+    live_chart()
+    live_page(controls)
 
 
 main()

@@ -48,6 +48,53 @@ def candlestick_trace(candles: pd.DataFrame) -> go.Candlestick:
     )
 
 
+LIVE_UP, LIVE_DOWN = "#b2dfdb", "#ffcdd2"
+FORMING_UP, FORMING_DOWN = "#ffb300", "#8d6e63"
+
+
+def price_traces(candles: pd.DataFrame) -> list[go.Candlestick]:
+    """The warehouse's candles, then (pale) those drawn from the live feed and not yet in the
+    warehouse, then the forming candle (amber): the page never passes one off as the other."""
+    if "in_warehouse" not in candles and "status" not in candles:
+        return [candlestick_trace(candles)]
+    status = (
+        candles["status"].fillna("") if "status" in candles else pd.Series("", index=candles.index)
+    )
+    stored = candles["in_warehouse"] if "in_warehouse" in candles else status.eq("")
+    forming = status.eq("forming")
+    traces = [candlestick_trace(candles[stored & ~forming])]
+    for rows, name, up, down in (
+        (candles[~stored & ~forming], "not yet in the warehouse", LIVE_UP, LIVE_DOWN),
+        (candles[forming], "forming", FORMING_UP, FORMING_DOWN),
+    ):
+        if len(rows):
+            trace = candlestick_trace(rows)
+            trace.update(name=name, increasing_line_color=up, decreasing_line_color=down)
+            traces.append(trace)
+    return traces
+
+
+def live_figure(candles: pd.DataFrame, last_price: float | None) -> go.Figure:
+    """The last hour or so of 1m candles with the live ones marked and the last price as a line."""
+    figure = go.Figure(price_traces(candles))
+    if last_price is not None:
+        figure.add_hline(
+            y=last_price,
+            line={"color": FORMING_UP, "width": 1, "dash": "dot"},
+            annotation_text=f"{last_price:,.2f}",
+            annotation_position="right",
+        )
+    figure.update_layout(
+        height=320,
+        showlegend=True,
+        legend={"orientation": "h", "y": 1.08},
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        uirevision="live",
+    )
+    figure.update_xaxes(rangeslider_visible=False)
+    return figure
+
+
 def _bars_or_steps(
     x: pd.Series, y: pd.Series, name: str, up: pd.Series | None = None
 ) -> go.Bar | go.Scatter:
@@ -83,11 +130,8 @@ def market_figure(
         specs=[[{}, {}], *[[{}, None] for _ in range(4)]],
         subplot_titles=("", "Volume profile", "Volume", pressure, "RSI 14", "MACD"),
     )
-    figure.add_trace(
-        candlestick_trace(candles),
-        row=1,
-        col=1,
-    )
+    for trace in price_traces(candles):
+        figure.add_trace(trace, row=1, col=1)
     if has_indicators:
         for label in overlays:
             for column in OVERLAYS[label]:

@@ -296,6 +296,15 @@ class MarketQueries:
             plan = self.plan(drawable_timeframe(timeframe, self.base_minutes), start, end, tables)
             return _typed(self.candles(session, plan, start, end))
 
+    def read_recent(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Base candles in [start, end) for the live chart; none when the table is missing."""
+        with self.warehouse.session() as session:
+            tables = self.tables(session)
+            if "base" not in tables:
+                return pd.DataFrame(columns=["open_time"])
+            plan = self.plan("1m", start, end, tables)  # the base table whatever its interval
+            return _typed(self.candles(session, plan, start, end))
+
     def read_daily_counts(self, days: int) -> tuple[Quote | None, pd.DataFrame]:
         """Candles loaded per UTC day over the newest candle's last ``days`` days, with it."""
         with self.warehouse.session() as session:

@@ -221,6 +221,13 @@ class BinanceKlinesClient:
         ]
         return closed[-1] if closed else None
 
+    def recent_klines(self, symbol: str, interval: str, limit: int) -> list[Kline]:
+        """The newest ``limit`` klines, the one still forming included (its close_time is in
+        the future): what a page polls when the stream is down."""
+        validate_symbol(symbol)
+        validate_interval(interval)
+        return self._klines_page(symbol, interval, limit=limit)
+
     def iter_kline_pages(
         self, symbol: str, interval: str, start_ms: int, end_ms: int
     ) -> Iterator[list[Kline]]:
