@@ -1,6 +1,8 @@
 """Shared fixtures: a Binance stand-in on loopback and Dagster definitions wired to a temp home."""
 
+import os
 import shutil
+import socket
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +24,29 @@ __all__ = [
 REAL_1M_CSV = "BTCUSDT-1m-2025-08-01_2025-08-10.csv"
 LOCAL_YAML = Path(__file__).resolve().parents[1] / "deploy" / "dagster.local.yaml"
 DAY_MS = 86_400_000
+
+
+def _closed_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_real_binance() -> Iterator[None]:
+    """Binance's real hosts are never a target: code that reads a Binance URL from the environment
+    (the dashboard's live feed, the sensors) gets a closed loopback port unless a test points it at
+    a stand-in. Connections there are refused at once, as they would be with Binance down."""
+    closed = _closed_loopback_port()
+    defaults = {
+        "BINANCE_BASE_URL": f"http://127.0.0.1:{closed}",
+        "BINANCE_STREAM_URL": f"ws://127.0.0.1:{closed}",
+    }
+    unset = {name: value for name, value in defaults.items() if name not in os.environ}
+    os.environ.update(unset)
+    yield
+    for name in unset:
+        os.environ.pop(name, None)
 
 
 def utc_ms(day: str) -> int:
