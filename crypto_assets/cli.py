@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from crypto_assets.settings import SettingsError, env_int
 from crypto_assets.sources.binance_rest import (
     INTERVAL_MS,
     BinanceError,
@@ -62,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     platform.add_argument(
         "--dashboard-port",
         type=int,
-        default=int(os.environ.get("DASHBOARD_PORT") or 8501),
+        default=env_int("DASHBOARD_PORT", 8501, minimum=1, maximum=65_535),
         help="the dashboard's port; default $DASHBOARD_PORT or 8501",
     )
     return parser
@@ -166,7 +167,11 @@ def dashboard_preflight() -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SettingsError as exc:
+        print(f"crypto-assets: {exc}", file=sys.stderr)
+        return 2
     if args.command == "analytics":
         return analytics(args.first_day, args.last_day)
     if args.command == "live":

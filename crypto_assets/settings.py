@@ -113,14 +113,9 @@ def autostart(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
     return value == "1" and environment_name(environ) == "local"
 
 
-def bootstrap_days(environ: os._Environ[str] | dict[str, str] = os.environ) -> int:
+def bootstrap_days(environ: Mapping[str, str] = os.environ) -> int:
     """CRYPTO_ASSETS_BOOTSTRAP_DAYS: how many closed days a fresh local platform loads itself."""
-    value = environ.get("CRYPTO_ASSETS_BOOTSTRAP_DAYS", "30")
-    if not value.isdigit():
-        raise SettingsError(
-            f"CRYPTO_ASSETS_BOOTSTRAP_DAYS={value!r}: expected a whole number of days (0 for none)."
-        )
-    return int(value)
+    return env_int("CRYPTO_ASSETS_BOOTSTRAP_DAYS", 30, minimum=0, maximum=3_650, environ=environ)
 
 
 def local_home(environ: os._Environ[str] | dict[str, str] = os.environ) -> Path:

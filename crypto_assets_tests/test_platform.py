@@ -48,6 +48,19 @@ def test_autostart_is_local_only_and_settings_name_a_bad_value() -> None:
         bootstrap_days({"CRYPTO_ASSETS_BOOTSTRAP_DAYS": "-1"})
 
 
+@pytest.mark.parametrize("port", ["abc", "0", "70000"])
+def test_a_bad_dashboard_port_stops_the_platform_naming_it(
+    port: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crypto_assets.cli import main
+
+    monkeypatch.setenv("DASHBOARD_PORT", port)
+    assert main(["platform", "--help"]) == 2
+    assert capsys.readouterr().err == (
+        f"crypto-assets: DASHBOARD_PORT='{port}': expected a whole number from 1 to 65535.\n"
+    )
+
+
 def test_prod_and_a_plain_stack_start_no_automation_by_themselves() -> None:
     """Loaded as prod would load it (CRYPTO_ASSETS_AUTOSTART=1 ignored), and without the flag."""
     code = (
