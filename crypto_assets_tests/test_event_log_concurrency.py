@@ -1,9 +1,11 @@
 """The local event log under concurrency: writers in several processes, a batch that fails part
 way, and two processes creating the database at once."""
 
+import fcntl
 import logging
 import multiprocessing
 import os
+import queue
 import shutil
 import sqlite3
 import time
@@ -20,7 +22,7 @@ from dagster._core.events import (
     StepMaterializationData,
 )
 
-from crypto_assets.storage.event_log import LocalEventLogStorage
+from crypto_assets.storage.event_log import INIT_LOCK_FILE, LocalEventLogStorage
 from crypto_assets_tests.conftest import LOCAL_YAML
 
 ASSET = dg.AssetKey("shared_asset")
@@ -234,3 +236,23 @@ def test_processes_creating_the_event_log_at_once_on_an_existing_home_all_start(
             ] == [["started"]] * starters
         with sqlite3.connect(home / "history" / "event_log.db") as connection:
             assert connection.execute("pragma page_size").fetchone() == (16384,)
+
+
+@pytest.mark.faults
+def test_a_process_starting_while_another_creates_the_event_log_waits_for_it(tmp_path):
+    """The test holds the creation lock as a creating process would: a second process waits for
+    it rather than creating the tables alongside, then starts."""
+    home = new_home(tmp_path)
+    start_in_a_process(home)
+    for leftover in (home / "history").glob("event_log.db*"):
+        leftover.unlink()
+    with open(home / "history" / INIT_LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        barrier, results = PROCESSES.Barrier(1), PROCESSES.Queue()
+        starter = PROCESSES.Process(target=create_instance, args=(str(home), barrier, results))
+        starter.start()
+        with pytest.raises(queue.Empty):
+            results.get(timeout=5)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert results.get(timeout=60) == "ok"
+    starter.join(timeout=30)
