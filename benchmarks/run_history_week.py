@@ -9,15 +9,16 @@ Binance stand-in), against a persistent SQLite instance made from deploy/dagster
   2. `--replay` runs are recorded with that real run's events and captured logs, and their
      measured growth checks the per-run figure;
   3. every run the sensor requests in the simulated days is recorded in the instance with the
-     sensor's tags (every `--failure-every`-th one failed), and the `prune_run_history` logic
-     runs at half past every simulated hour, as its schedule does. Recording a run's events
-     costs about half a second, so only the runs of the last `--replay-last-hours` get the
-     real run's events and captured logs: the last day's figure is all on disk, with pruned
-     logs' space reused.
+     sensor's tags, the real run's events (in one batch, as a run worker sends them) and its
+     captured logs; every `--failure-every`-th one failed, and on day `--failing-day` every one
+     failed (a notebook holding the DuckDB file). Every sensor tick is stored, and purged as
+     dagster.yaml's retention says; an analytics-sensor run follows every hour's refreshes and a
+     `prune_run_history` run is recorded each hour, both with the real run's events (more than
+     theirs). The `prune_run_history` logic runs at half past every simulated hour, as its
+     schedule does.
 
-Prints, per simulated day, the runs kept, how many still have their logs, and DAGSTER_HOME's
-size: what is on disk (every run's record is), plus the logs figure (events and captured output)
-for each run recorded without the events it would have; against the same without pruning.
+Prints, per simulated day, the runs kept, how many still have their logs, and DAGSTER_HOME's size
+on disk, every file counted (SQLite WAL files included); against the runs ever made.
 
     .venv/bin/python benchmarks/run_history_week.py --days 7
 """
@@ -35,12 +36,20 @@ from pathlib import Path
 
 import dagster as dg
 
+# Storing ticks as the daemon does: the tick records have no public constructor.
+from dagster._core.scheduler.instigation import InstigatorType, TickData, TickStatus
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the stand-in lives in the test package, which is not installed
 
+from crypto_assets.analytics.definitions import analytics_automation_sensor  # noqa: E402
 from crypto_assets.automation.housekeeping import (  # noqa: E402
+    KEEP_FAILED_DAYS,
+    KEEP_FAILED_LOGS_DAYS,
     KEEP_REFRESH_HOURS,
     KEEP_REFRESH_LOGS_HOURS,
+    KEEP_RUN_LOGS_DAYS,
+    PRUNE_JOB_NAME,
     prune_run_history,
 )
 from crypto_assets.automation.sensors import fresh_klines_sensor  # noqa: E402
@@ -66,6 +75,50 @@ def logs_bytes(dagster_home: Path) -> int:
     wal = dagster_home / "history" / "event_log.db-wal"
     files = [path for path in (event_log, wal) if path.exists()]
     return sum(path.stat().st_size for path in files) + folder_bytes(dagster_home / "storage")
+
+
+def wal_bytes(dagster_home: Path) -> int:
+    return sum(path.stat().st_size for path in dagster_home.rglob("*-wal"))
+
+
+def request_day(now_ms: int) -> str:
+    return datetime.fromtimestamp(now_ms / 1000, timezone.utc).strftime("%Y-%m-%d")
+
+
+TICK_RETENTION_DAYS = {TickStatus.SKIPPED: 1, TickStatus.SUCCESS: 7, TickStatus.FAILURE: 30}
+"""deploy/dagster.local.yaml's sensor tick retention, which the daemon applies."""
+
+
+class TickRecorder:
+    """The fresh-data sensor's ticks as the daemon stores them: one a minute, a success when it
+    requested runs, a skip otherwise; purged by simulated age as the retention settings say."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self.instance = instance
+        self.origin_id, self.selector_id = "fresh_klines_sensor_origin", "fresh_klines_sensor"
+
+    def record(self, now_ms: int, run_ids: list[str]) -> None:
+        self.instance.create_tick(
+            TickData(
+                instigator_origin_id=self.origin_id,
+                instigator_name="fresh_klines_sensor",
+                instigator_type=InstigatorType.SENSOR,
+                status=TickStatus.SUCCESS if run_ids else TickStatus.SKIPPED,
+                timestamp=now_ms / 1000,
+                run_ids=run_ids,
+                selector_id=self.selector_id,
+                skip_reason=None if run_ids else "no newly closed candle",
+            )
+        )
+
+    def purge(self, now_ms: int) -> None:
+        for status, days in TICK_RETENTION_DAYS.items():
+            self.instance.purge_ticks(
+                self.origin_id, self.selector_id, now_ms / 1000 - days * 86_400, [status]
+            )
+
+    def stored(self) -> int:
+        return len(self.instance.get_ticks(self.origin_id, self.selector_id, limit=1_000_000))
 
 
 def real_refresh_run(dagster_home: Path, data: Path, standin_url: str, day: str) -> None:
@@ -110,13 +163,15 @@ def record_run(
     template_logs: Path,
     tags: dict[str, str],
     status: dg.DagsterRunStatus,
+    job_name: str = "kline_lineage",
 ) -> str:
     """A run as the daemon would leave it: run row, the real run's events, its captured logs."""
     run_id = str(uuid.uuid4())
-    run = dg.DagsterRun(job_name="kline_lineage", run_id=run_id, status=status, tags=tags)
+    run = dg.DagsterRun(job_name=job_name, run_id=run_id, status=status, tags=tags)
     instance.add_run(run)
-    for entry in template:
-        instance.store_event(entry._replace(run_id=run_id))
+    instance.event_log_storage.store_event_batch(
+        [entry._replace(run_id=run_id) for entry in template]
+    )
     if template_logs.exists():
         shutil.copytree(template_logs, template_logs.parent / run_id)
     return run_id
@@ -128,13 +183,10 @@ def main() -> None:
     parser.add_argument("--keep-refresh-hours", type=float, default=KEEP_REFRESH_HOURS)
     parser.add_argument("--keep-refresh-logs-hours", type=float, default=KEEP_REFRESH_LOGS_HOURS)
     parser.add_argument("--failure-every", type=int, default=720)
-    parser.add_argument("--replay", type=int, default=20)
     parser.add_argument(
-        "--replay-last-hours",
-        type=float,
-        default=12,
-        help="runs of the simulation's last hours are recorded with the real run's events",
+        "--failing-day", type=int, default=4, help="the simulated day (1-based) every run fails"
     )
+    parser.add_argument("--replay", type=int, default=20)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="run-history-"))
@@ -171,23 +223,27 @@ def main() -> None:
             f" {replayed / 1024:.0f} KiB each for {args.replay} replayed runs",
             flush=True,
         )
-        with_events = set(instance.get_run_ids())
         now_ms[0] = first_ms + 30_000
         resources = {"binance": BinanceResource(base_url=standin.url)}
         cursor = None
-        replay_from_ms = first_ms + int((args.days * 24 - args.replay_last_hours) * 3_600_000)
         launched = 0
+        ever = args.replay + 2
         real_times: list[tuple[int, datetime]] = []  # (simulated ms, real time) of each run
         deleted_today = 0
+        ticks = TickRecorder(instance)
         for minute in range(args.days * 1440):
             now_ms[0] = first_ms + minute * MINUTE_MS + 30_000
+            failing_day = minute // 1440 + 1 == args.failing_day
             context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
             result = fresh_klines_sensor(context)
+            run_ids: list[str] = []
             if isinstance(result, dg.SensorResult):
                 cursor = result.cursor
                 for request in result.run_requests or []:
                     launched += 1
-                    failed = args.failure_every and launched % args.failure_every == 0
+                    failed = failing_day or (
+                        args.failure_every and launched % args.failure_every == 0
+                    )
                     real_times.append((now_ms[0], datetime.now(timezone.utc)))
                     tags = {
                         **request.tags,
@@ -195,44 +251,47 @@ def main() -> None:
                         "dagster/run_key": request.run_key,
                     }
                     status = FAILURE if failed else SUCCESS
-                    if now_ms[0] >= replay_from_ms:
-                        run_id = record_run(instance, template, template_logs, tags, status)
-                        with_events.add(run_id)
-                    else:
-                        instance.add_run(
-                            dg.DagsterRun(
-                                job_name="kline_lineage",
-                                run_id=str(uuid.uuid4()),
-                                status=status,
-                                tags=tags,
-                            )
-                        )
-            minute_of_day = minute % 1440
+                    run_ids.append(record_run(instance, template, template_logs, tags, status))
+            ticks.record(now_ms[0], run_ids)
+            if minute % 60 == 59:  # the analytics sensor's run after the hour's refreshes
+                tags = {
+                    "dagster/sensor_name": analytics_automation_sensor.name,
+                    "dagster/partition": request_day(now_ms[0]),
+                }
+                record_run(instance, template, template_logs, tags, SUCCESS, "analytics")
             if minute % 60 == 30:
                 # the instance stamps runs with real time: a simulated cutoff becomes the real
                 # time just after the last run launched before it
-                runs_before = real_cutoff(real_times, now_ms[0], args.keep_refresh_hours)
-                logs_before = real_cutoff(real_times, now_ms[0], args.keep_refresh_logs_hours)
-                if logs_before:
-                    pruned = prune_run_history(instance, runs_before or BEFORE_ANY_RUN, logs_before)
-                    deleted_today += len(pruned.deleted_run_ids)
-            if minute_of_day == 1439:
-                run_ids = set(instance.get_run_ids())
-                runs = len(run_ids)
-                pruned_logs = set(
-                    instance.get_run_ids(dg.RunsFilter(tags={LOGS_PRUNED_TAG: "pruned"}))
+                def cutoff(hours: float) -> datetime:
+                    return real_cutoff(real_times, now_ms[0], hours) or BEFORE_ANY_RUN
+
+                if real_cutoff(real_times, now_ms[0], args.keep_refresh_logs_hours):
+                    pruned = prune_run_history(
+                        instance,
+                        cutoff(args.keep_refresh_hours),
+                        cutoff(args.keep_refresh_logs_hours),
+                        failed_runs_before=cutoff(KEEP_FAILED_DAYS * 24),
+                        failed_logs_before=cutoff(KEEP_FAILED_LOGS_DAYS * 24),
+                        run_logs_before=cutoff(KEEP_RUN_LOGS_DAYS * 24),
+                    )
+                    deleted_today += len(pruned.deleted_run_ids + pruned.deleted_failed_run_ids)
+                record_run(instance, template, template_logs, {}, SUCCESS, PRUNE_JOB_NAME)
+                ever += 1
+            if minute % 60 == 59:
+                ever += 1
+            if minute % 1440 == 1439:
+                ticks.purge(now_ms[0])
+                runs = len(instance.get_run_ids())
+                pruned_logs = instance.get_runs_count(
+                    dg.RunsFilter(tags={LOGS_PRUNED_TAG: "pruned"})
                 )
-                estimated = len(run_ids - pruned_logs - with_events)  # logs not recorded
-                on_disk = folder_bytes(dagster_home)
-                size = on_disk + estimated * per_run_logs
-                ever = launched + args.replay + 2
-                unpruned = size + (ever - runs) * per_run + len(pruned_logs) * per_run_logs
+                size = folder_bytes(dagster_home)
                 print(
-                    f"day {minute // 1440 + 1}: {runs} runs ({deleted_today} deleted today,"
-                    f" {runs - len(pruned_logs)} with logs), DAGSTER_HOME {size / 2**20:.0f} MiB"
-                    f" ({on_disk / 2**20:.0f} MiB on disk); without pruning"
-                    f" {ever} runs, {unpruned / 2**20:.0f} MiB;"
-                    f" {time.monotonic() - started:.0f}s elapsed",
+                    f"day {minute // 1440 + 1}{' (every refresh failed)' if failing_day else ''}:"
+                    f" {runs} runs ({deleted_today} deleted today, {runs - pruned_logs} with"
+                    f" logs), {ticks.stored()} sensor ticks, DAGSTER_HOME {size / 2**20:.0f} MiB"
+                    f" on disk (WAL {wal_bytes(dagster_home) / 2**20:.0f} MiB);"
+                    f" runs ever made {ever + launched}; {time.monotonic() - started:.0f}s elapsed",
                     flush=True,
                 )
                 deleted_today = 0

@@ -2,13 +2,14 @@
 a maintenance gap, duplicate and off-grid candles. Waits run on a clock shared by the stand-in
 and the client, so a two-minute ban costs no real time."""
 
-import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 
+from crypto_assets.klines import assets as klines_assets
 from crypto_assets.resources import local_resources
 from crypto_assets.sources.binance_rest import BinanceKlinesClient
 from crypto_assets.sources.pacing import WeightPacer
@@ -104,36 +105,43 @@ def test_a_minute_long_outage_mid_range_fails_naming_the_day_and_a_rerun_complet
         ).fetchone() == (4320, 4320)
 
 
-@pytest.mark.parametrize("server_ahead_minutes", [5, -5])
+LOCAL_NOW_MS = JAN_1_MS + 86_400_000 + (23 * 60 + 57) * MINUTE_MS + 30_000
+"""2024-01-02 23:57:30 UTC on the pipeline's clock: a server 5 minutes ahead is in the next day."""
+
+
+@pytest.mark.parametrize(
+    ("server_ahead_minutes", "newest_closed"),
+    [(5, "2024-01-02 23:59:00"), (-5, "2024-01-02 23:51:00")],
+)
 def test_a_skewed_server_clock_stores_every_closed_candle_and_no_open_one(
-    tmp_path, server_ahead_minutes
+    tmp_path, monkeypatch, server_ahead_minutes, newest_closed
 ):
-    offset_ms = server_ahead_minutes * MINUTE_MS
-    local_now_ms = int(time.time() * 1000)
-    day_ms = (min(local_now_ms, local_now_ms + offset_ms) - MINUTE_MS) // 86_400_000 * 86_400_000
-    day = pd.Timestamp(day_ms, unit="ms").strftime("%Y-%m-%d")
-    rows = synthetic_klines("1m", day_ms, local_now_ms + 10 * MINUTE_MS)
-    with BinanceStandIn(
-        {("BTCUSDT", "1m"): rows}, clock_ms=lambda: int(time.time() * 1000) + offset_ms
-    ) as standin:
-        server_before = int(time.time() * 1000) + offset_ms
+    """The pipeline's clock and the server's are both fixed, so the test means the same at any
+    hour (on the wall clock it failed between 23:55 and 24:00 UTC)."""
+    monkeypatch.setattr(
+        klines_assets, "_utc_now", lambda: datetime.fromtimestamp(LOCAL_NOW_MS / 1000, timezone.utc)
+    )
+    rows = synthetic_klines("1m", JAN_1_MS, JAN_4_MS)
+    server_now_ms = LOCAL_NOW_MS + server_ahead_minutes * MINUTE_MS
+    with BinanceStandIn({("BTCUSDT", "1m"): rows}, clock_ms=lambda: server_now_ms) as standin:
         result = materialize_days(
-            local_resources({"CRYPTO_ASSETS_HOME": str(tmp_path), "BINANCE_BASE_URL": standin.url}),
-            day,
+            local_resources(
+                {
+                    "CRYPTO_ASSETS_HOME": str(tmp_path),
+                    "BINANCE_BASE_URL": standin.url,
+                    "BINANCE_ARCHIVE_URL": "",
+                }
+            ),
+            "2024-01-02",
         )
-        server_after = int(time.time() * 1000) + offset_ms
     assert result.success
     with duckdb.connect(str(tmp_path / "cryptodb.duckdb"), read_only=True) as connection:
         count, first, last = connection.execute(
-            "select count(*), min(open_time), max(open_time) from cryptodb.cryptoschema.btcusdt"
+            "select count(*), min(open_time)::varchar, max(open_time)::varchar"
+            " from cryptodb.cryptoschema.btcusdt"
         ).fetchone()
-    last_ms = int(pd.Timestamp(last).value // 1_000_000)
-    newest_closed = [
-        (now // MINUTE_MS) * MINUTE_MS - MINUTE_MS for now in (server_before, server_after)
-    ]
-    assert newest_closed[0] <= last_ms <= newest_closed[1]  # closed at the server's time, no later
-    assert int(pd.Timestamp(first).value // 1_000_000) == day_ms
-    assert count == (last_ms - day_ms) // MINUTE_MS + 1  # nothing skipped before it
+    assert (first, last) == ("2024-01-02 00:00:00", newest_closed)
+    assert count == 1440 if server_ahead_minutes > 0 else 1432  # nothing skipped before it
 
 
 MARCH_24_MS = 1_679_616_000_000  # 2023-03-24T00:00:00Z

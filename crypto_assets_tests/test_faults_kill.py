@@ -1,5 +1,6 @@
-"""kill -9 of a 60-day range run half way, then the same range again: every candle once, no
-temporary file left in either zone, every Parquet object readable."""
+"""kill -9 of a 60-day range run half way, then the same range again: every stored file whole or
+absent right after the kill, then every candle once, no temporary file left in either zone,
+every Parquet object readable."""
 
 import os
 import shutil
@@ -56,6 +57,28 @@ def zone_files(home: Path, zone: str) -> list[Path]:
     return sorted(folder.iterdir()) if folder.exists() else []
 
 
+def assert_whole_or_absent(home: Path) -> None:
+    """What the kill left, read before anything rewrites it: every stored day's object parses
+    to its 1,440 rows (a torn one would not), and the warehouse, if there, holds whole days."""
+    for zone in ("raw", "transformed"):
+        stored = [path for path in zone_files(home, zone) if not path.name.startswith(".")]
+        assert [(path.name, len(pd.read_parquet(path))) for path in stored] == [
+            (path.name, 1440) for path in stored
+        ]
+    warehouse = home / "cryptodb.duckdb"
+    if warehouse.exists():
+        with duckdb.connect(str(warehouse), read_only=True) as connection:
+            tables = connection.execute(
+                "select count(*) from information_schema.tables where table_name = 'btcusdt'"
+            ).fetchone()
+            if tables == (1,):
+                per_day = connection.execute(
+                    "select count(*), count(distinct open_time) from cryptodb.cryptoschema.btcusdt"
+                    " group by cast(open_time as date)"
+                ).fetchall()
+                assert set(per_day) <= {(1440, 1440)}
+
+
 def test_a_range_run_killed_half_way_then_rerun_holds_every_candle_once(tmp_path):
     (tmp_path / "dagster_home").mkdir()
     shutil.copy(ROOT / "deploy" / "dagster.local.yaml", tmp_path / "dagster_home" / "dagster.yaml")
@@ -71,6 +94,7 @@ def test_a_range_run_killed_half_way_then_rerun_holds_every_candle_once(tmp_path
         assert killed.returncode == -signal.SIGKILL
         written_before_kill = len(zone_files(tmp_path, "raw"))
         assert DAYS // 2 <= written_before_kill < DAYS
+        assert_whole_or_absent(tmp_path)
         # A kill during a write leaves the writer's temporary beside its target; leave one as
         # it would, so the rerun is shown to clear it whatever instant the kill landed on.
         raw_folder = zone_files(tmp_path, "raw")[0].parent

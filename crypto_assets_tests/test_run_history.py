@@ -12,11 +12,16 @@ from dagster._core.instance.config import dagster_instance_config
 
 from crypto_assets.automation.housekeeping import prune_run_history, prune_run_history_schedule
 from crypto_assets.definitions import defs
-from crypto_assets.storage.run_history import delete_run_everywhere, delete_run_logs
+from crypto_assets.storage.run_history import (
+    LOGS_PRUNED_TAG,
+    delete_run_everywhere,
+    delete_run_logs,
+)
 from crypto_assets_tests.binance_standin import BinanceStandIn
 from crypto_assets_tests.conftest import synthetic_days
 from crypto_assets_tests.lineage import materialize_days
 from crypto_assets_tests.test_archive_lineage import DAYS, resources
+from crypto_assets_tests.test_event_log_concurrency import ASSET, materialization
 
 SUCCESS, FAILURE = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
 DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
@@ -212,3 +217,67 @@ def test_deleting_a_run_or_its_logs_leaves_none_of_its_check_executions(
         assert instance.get_run_by_id(result.run_id).status == SUCCESS
     else:
         assert instance.get_run_by_id(result.run_id) is None
+
+
+def test_a_day_of_failures_keeps_its_first_and_newest_23_failed_runs(local_instance):
+    instance = local_instance
+    failed = [
+        add_run(instance, "2024-01-02", f"2024-01-02@{minute}", status=FAILURE)
+        for minute in range(30)
+    ]
+    other_day = [
+        add_run(instance, "2024-01-03", f"2024-01-03@{minute}", status=FAILURE)
+        for minute in range(3)
+    ]
+    succeeded = add_run(instance, "2024-01-02", "2024-01-02@30")
+    long_ago = datetime.now(timezone.utc) - timedelta(days=1)
+
+    result = prune_run_history(instance, long_ago, long_ago, long_ago, long_ago, long_ago)
+
+    assert sorted(result.deleted_failed_run_ids) == sorted(failed[1:7])
+    remaining = {run.run_id for run in instance.get_runs()}
+    assert remaining == {failed[0], *failed[7:], *other_day, succeeded}
+    assert len(remaining) == 24 + 3 + 1
+    assert result.lineage_only_run_ids == []
+    assert all(len(list(instance.all_logs(run_id))) == 1 for run_id in remaining)
+
+
+def materialize_in(instance: dg.DagsterInstance, run_id: str, day: str) -> None:
+    instance.store_event(materialization(run_id, day))
+
+
+def test_failed_runs_lose_logs_then_go_and_kept_runs_lose_logs_but_not_what_they_wrote(instance):
+    failed = add_run(instance, "2024-01-02", "2024-01-02@1704153600000", status=FAILURE)
+    final = add_run(instance, "2024-01-02", "2024-01-02@final")
+    materialize_in(instance, failed, "2024-01-02")
+    materialize_in(instance, final, "2024-01-02")
+    before_them = datetime.now(timezone.utc) - timedelta(hours=1)
+    after_them = datetime.now(timezone.utc) + timedelta(seconds=1)
+
+    logs_only = prune_run_history(
+        instance,
+        runs_before=before_them,
+        logs_before=before_them,
+        failed_runs_before=before_them,
+        failed_logs_before=after_them,
+        run_logs_before=after_them,
+    )
+    assert logs_only.deleted_failed_run_ids == []
+    assert sorted(logs_only.lineage_only_run_ids) == sorted([failed, final])
+    for run_id in (failed, final):
+        assert [entry.dagster_event_type for entry in instance.all_logs(run_id)] == [
+            dg.DagsterEventType.ASSET_MATERIALIZATION
+        ]
+        assert instance.get_run_by_id(run_id).tags[LOGS_PRUNED_TAG] == "pruned"
+    assert instance.get_materialized_partitions(ASSET) == {"2024-01-02"}
+    last = instance.get_asset_records([ASSET])[0].asset_entry.last_materialization
+    assert last.run_id == final
+
+    again = prune_run_history(
+        instance, before_them, before_them, before_them, after_them, after_them
+    )
+    assert again.lineage_only_run_ids == []  # once pruned, not again
+
+    gone = prune_run_history(instance, before_them, before_them, after_them, after_them, after_them)
+    assert gone.deleted_failed_run_ids == [failed]
+    assert [run.run_id for run in instance.get_runs()] == [final]

@@ -6,13 +6,20 @@ index file. The fresh-data sensor launches a run every minute, so that layout co
 about 440 KB a run. Dagster's consolidated SQLite storage keeps one file instead; this storage
 builds on it and changes two things:
 
-- Asset-event batches in one commit. A range run over N days records, per asset, N "planned"
-  events before it starts and N materializations when the asset's output is stored; committed one
-  by one (two fresh connections and an fsync each, about 15 ms) they were the largest cost of a
-  long backfill. Dagster hands them over in batches when ``DAGSTER_EVENT_BATCH_SIZE`` is set; the
-  batch goes in as one transaction, with the same rows ``store_event`` writes for each event. A
-  check planned over N days writes its N per-day rows with one executemany.
+- Batches in one commit. A range run over N days records, per asset, N "planned" events before
+  it starts and N materializations when the asset's output is stored; committed one by one (two
+  fresh connections and an fsync each, about 15 ms) they were the largest cost of a long
+  backfill. Dagster hands them over in batches when ``DAGSTER_EVENT_BATCH_SIZE`` is set; the
+  whole batch goes in as one transaction, all of it or none, with the same rows ``store_event``
+  writes for each event. All or none matters: when a batch fails, Dagster stores each of its
+  events again one by one, so a batch committed in parts would leave the committed part twice.
+  A check planned over N days writes its N per-day rows with one executemany.
 - 16 KB pages. An event is about 1.5 KB of JSON, so a 4 KB page held two and left a quarter empty.
+- A database created by two processes at once (the webserver and the daemon starting on a
+  DAGSTER_HOME that has no event_log.db yet) is created once. Dagster's consolidated storage
+  neither retries nor keeps its schema stamp (it leaves the stamp uncommitted), so every process
+  start checks and creates the tables again; two at once failed with "table already exists" or,
+  more rarely, started without seeing ``event_logs``. Processes take turns under a file lock.
 
 ``deploy/dagster.local.yaml`` selects it, for every process that loads the instance (webserver,
 daemon, run workers, ``dagster asset materialize``).
@@ -20,10 +27,12 @@ daemon, run workers, ``dagster asset materialize``).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
-from collections.abc import Sequence
-from contextlib import closing
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 
 from dagster import Field
 
@@ -41,12 +50,16 @@ from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import
     ConsolidatedSqliteEventLogStorage,
 )
 from dagster._serdes import ConfigurableClassData, serialize_value
+from sqlalchemy.engine import Connection
 
 EVENT_BATCH_SIZE = 1000
 """Events per batch: a year of days per asset in one commit, few enough to keep a batch small."""
 
 PAGE_SIZE = 16_384
 """Bytes per SQLite page: about ten 1.5 KB events a page instead of two."""
+
+INIT_LOCK_FILE = "event_log.db.init-lock"
+"""Held while a process checks and creates the database's tables, so two never do it at once."""
 
 
 def _default_base_dir() -> str:
@@ -64,6 +77,7 @@ class LocalEventLogStorage(ConsolidatedSqliteEventLogStorage):
     """One SQLite file for every run's events, asset-event batches in one commit."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
+        self._batch = threading.local()
         super().__init__(base_dir or _default_base_dir(), inst_data=inst_data)
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
 
@@ -78,15 +92,42 @@ class LocalEventLogStorage(ConsolidatedSqliteEventLogStorage):
         return cls(inst_data=inst_data, **config_value)
 
     def _init_db(self) -> None:
-        """A new file gets its page size before Dagster creates the tables (it is fixed after)."""
+        """A new file gets its page size before Dagster creates the tables (it is fixed after).
+        Processes take turns: one creates the file and its tables, the next finds them there."""
         os.makedirs(self._base_dir, exist_ok=True)
-        with closing(sqlite3.connect(self.get_db_path())) as connection:
-            connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-            connection.execute("PRAGMA journal_mode = WAL")
-        super()._init_db()
+        with open(os.path.join(self._base_dir, INIT_LOCK_FILE), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                with closing(sqlite3.connect(self.get_db_path(), timeout=30)) as connection:
+                    connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+                    connection.execute("PRAGMA journal_mode = WAL")
+                super()._init_db()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        """The batch's connection while this thread stores a batch, so that every row the batch
+        writes (through Dagster's own ``store_event`` too) commits or rolls back together."""
+        batch_connection = getattr(self._batch, "connection", None)
+        if batch_connection is not None:
+            yield batch_connection
+            return
+        with super()._connect() as connection:
+            yield connection
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """Asset events of one run go in together; anything else is stored as Dagster would."""
+        """The batch in one transaction: asset events of one run with one executemany, anything
+        else as Dagster's ``store_event`` would store it. A failure rolls all of it back, so
+        Dagster's fallback (each event again, one by one) stores every event once."""
+        with super()._connect() as connection:
+            self._batch.connection = connection
+            try:
+                self._store_batch(events)
+            finally:
+                self._batch.connection = None
+
+    def _store_batch(self, events: Sequence[EventLogEntry]) -> None:
         pending: list[EventLogEntry] = []
         for event in events:
             is_asset_event = event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
