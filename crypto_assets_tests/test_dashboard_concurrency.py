@@ -34,6 +34,16 @@ POLL_PAUSE_SECONDS = 0.2
 """Between two page runs: a poll about every half second, where the page refreshes every 30 s."""
 
 
+def _last_close(page: AppTest) -> str:
+    """The warehouse's last close on the page (the live quote's metrics stand before it)."""
+    return next(metric.value for metric in page.metric if metric.label == "Last close")
+
+
+def _warehouse_warnings(page: AppTest) -> list[str]:
+    """Warnings other than the live strip's (this test runs no stream: Binance is unreachable)."""
+    return [w.value for w in page.warning if not w.value.startswith("The live stream is down")]
+
+
 def test_a_month_loads_whole_while_the_page_is_polled(tmp_path, monkeypatch):
     rows = synthetic_days("2024-01-01", 32)
     first_close, last_close = float(rows[1439][4]), float(rows[-1][4])
@@ -47,7 +57,7 @@ def test_a_month_loads_whole_while_the_page_is_polled(tmp_path, monkeypatch):
     ) as standin:
         assert load_days(tmp_path, standin.url, "2024-01-01").success
         page = AppTest.from_file(str(app_path()), default_timeout=60).run()
-        assert page.metric[0].value == f"{first_close:,.2f}"
+        assert _last_close(page) == f"{first_close:,.2f}"
         log = (tmp_path / "load.log").open("w")
         loader = subprocess.Popen(
             [sys.executable, "-c", LOAD_MONTH, str(tmp_path), standin.url],
@@ -62,7 +72,7 @@ def test_a_month_loads_whole_while_the_page_is_polled(tmp_path, monkeypatch):
                 assert not page.exception and not page.error
                 shown = "\n".join(str(warning.value) for warning in page.warning)
                 polls["held" if "the pipeline is writing" in shown else "fresh"] += 1
-                assert page.metric[0].value in (f"{first_close:,.2f}", f"{last_close:,.2f}")
+                assert _last_close(page) in (f"{first_close:,.2f}", f"{last_close:,.2f}")
                 time.sleep(POLL_PAUSE_SECONDS)
         finally:
             loader.kill()
@@ -79,7 +89,7 @@ def test_a_month_loads_whole_while_the_page_is_polled(tmp_path, monkeypatch):
     print(f"page polls while the month loaded: {dict(polls)}")
     st.cache_data.clear()
     page.run()
-    assert not page.warning and page.metric[0].value == f"{last_close:,.2f}"
+    assert not _warehouse_warnings(page) and _last_close(page) == f"{last_close:,.2f}"
     st.cache_data.clear()
     st.cache_resource.clear()
 
