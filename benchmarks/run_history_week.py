@@ -61,7 +61,8 @@ BIN = Path(sys.executable).parent
 SUCCESS, FAILURE = dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
-FIRST_DAY = "2024-03-01"
+REAL_RUN_DAY = "2024-03-01"
+"""The day of the two real refresh runs, a closed one (a future day is no partition)."""
 BEFORE_ANY_RUN = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -193,18 +194,24 @@ def main() -> None:
     dagster_home, data = work / "dagster_home", work / "data"
     dagster_home.mkdir()
     shutil.copy(ROOT / "deploy" / "dagster.local.yaml", dagster_home / "dagster.yaml")
-    first_ms = int(datetime.fromisoformat(FIRST_DAY).replace(tzinfo=timezone.utc).timestamp())
-    first_ms *= 1000
-    now_ms = [first_ms + MINUTE_MS + 30_000]
+    real_ms = int(datetime.fromisoformat(REAL_RUN_DAY).replace(tzinfo=timezone.utc).timestamp())
+    real_ms *= 1000
+    # The simulated week starts after the real now: the instance stamps runs with real time, and
+    # the sensor skips a day whose run was created after the newest candle closed (the live
+    # loader's). Real stamps before every simulated close keep the sensor as it runs live: a
+    # run for each closed candle.
+    first_ms = (int(time.time() * 1000) // DAY_MS + 1) * DAY_MS
+    now_ms = [real_ms + MINUTE_MS + 30_000]
     klines = {
-        ("BTCUSDT", "1m"): synthetic_klines("1m", first_ms, first_ms + (args.days + 1) * DAY_MS)
+        ("BTCUSDT", "1m"): synthetic_klines("1m", real_ms, real_ms + DAY_MS)
+        + synthetic_klines("1m", first_ms, first_ms + (args.days + 1) * DAY_MS)
     }
     started = time.monotonic()
     with BinanceStandIn(klines, clock_ms=lambda: now_ms[0]) as standin:
-        now_ms[0] = first_ms + 12 * 60 * MINUTE_MS + 30_000
-        real_refresh_run(dagster_home, data, standin.url, FIRST_DAY)  # creates the databases
+        now_ms[0] = real_ms + 12 * 60 * MINUTE_MS + 30_000
+        real_refresh_run(dagster_home, data, standin.url, REAL_RUN_DAY)  # creates the databases
         before, logs_before = folder_bytes(dagster_home), logs_bytes(dagster_home)
-        real_refresh_run(dagster_home, data, standin.url, FIRST_DAY)
+        real_refresh_run(dagster_home, data, standin.url, REAL_RUN_DAY)
         per_run = folder_bytes(dagster_home) - before
         per_run_logs = logs_bytes(dagster_home) - logs_before
         os.environ["DAGSTER_HOME"] = str(dagster_home)  # as make sets it; the event log needs it
