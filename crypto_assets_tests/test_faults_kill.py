@@ -123,12 +123,10 @@ def test_a_range_run_killed_half_way_then_rerun_holds_every_candle_once(tmp_path
         ).fetchone() == (86_400, 86_400, "2024-01-01 00:00:00", "2024-02-29 23:59:00")
 
 
-JAN_25_MS = 1_706_140_800_000  # 2024-01-25T00:00:00Z
-FEB_6_MS = 1_707_177_600_000  # 2024-02-06T00:00:00Z: 12 days later, across a month's end
-RELOAD_RANGE = "2024-01-25...2024-02-05"
-RELOAD_DAYS = [f"2024-01-{day}" for day in range(25, 32)] + [
-    f"2024-02-0{day}" for day in range(1, 6)
-]
+JAN_30_MS = 1_706_572_800_000  # 2024-01-30T00:00:00Z
+FEB_3_MS = 1_706_918_400_000  # 2024-02-03T00:00:00Z: 4 days later, across a month's end
+RELOAD_RANGE = "2024-01-30...2024-02-02"
+RELOAD_DAYS = ["2024-01-30", "2024-01-31", "2024-02-01", "2024-02-02"]
 NEW_PRICE_FLOOR = 60_000  # the first load's closes are all below it, the second's all above
 COMMIT_PAUSE = Path(__file__).resolve().parent / "commit_pause"
 
@@ -175,15 +173,15 @@ def last_run_step_events(home: Path, step_key: str) -> tuple[str, list[str]]:
 def test_a_reload_killed_inside_its_warehouse_transaction_leaves_the_old_rows_whole(
     tmp_path, monkeypatch
 ):
-    """A 12-day range loaded once, then loaded again from different candles and killed after the
+    """A 4-day range loaded once, then loaded again from different candles and killed after the
     load's delete and insert, right before its commit: the warehouse holds the first load, every
     day whole and once; the rerun then holds the second load."""
     (tmp_path / "dagster_home").mkdir()
     shutil.copy(ROOT / "deploy" / "dagster.local.yaml", tmp_path / "dagster_home" / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # for the event log
     loads = {
-        "old": synthetic_klines("1m", JAN_25_MS, FEB_6_MS, seed=7, start_price=30_000.0),
-        "new": synthetic_klines("1m", JAN_25_MS, FEB_6_MS, seed=8, start_price=90_000.0),
+        "old": synthetic_klines("1m", JAN_30_MS, FEB_3_MS, seed=7, start_price=30_000.0),
+        "new": synthetic_klines("1m", JAN_30_MS, FEB_3_MS, seed=8, start_price=90_000.0),
     }
     assert max(float(row[4]) for row in loads["old"]) < NEW_PRICE_FLOOR
     assert min(float(row[4]) for row in loads["new"]) > NEW_PRICE_FLOOR
@@ -191,7 +189,7 @@ def test_a_reload_killed_inside_its_warehouse_transaction_leaves_the_old_rows_wh
     all_old = {day: (1440, 1440, {"old"}) for day in RELOAD_DAYS}
     all_new = {day: (1440, 1440, {"new"}) for day in RELOAD_DAYS}
 
-    with BinanceStandIn({("BTCUSDT", "1m"): loads["old"]}, clock_ms=lambda: FEB_6_MS) as standin:
+    with BinanceStandIn({("BTCUSDT", "1m"): loads["old"]}, clock_ms=lambda: FEB_3_MS) as standin:
         first = range_run(tmp_path, standin.url, RELOAD_RANGE)
         _, stderr = first.communicate(timeout=120)
     assert first.returncode == 0, stderr[-3000:]
@@ -207,7 +205,7 @@ def test_a_reload_killed_inside_its_warehouse_transaction_leaves_the_old_rows_wh
         " from cryptodb.cryptoschema.btcusdt",
         "COMMIT_PAUSE_MARKER": str(marker),
     }
-    with BinanceStandIn({("BTCUSDT", "1m"): loads["new"]}, clock_ms=lambda: FEB_6_MS) as standin:
+    with BinanceStandIn({("BTCUSDT", "1m"): loads["new"]}, clock_ms=lambda: FEB_3_MS) as standin:
         killed = range_run(tmp_path, standin.url, RELOAD_RANGE, pause)
         deadline = time.monotonic() + 120
         while not marker.exists():
