@@ -1,6 +1,7 @@
 """kill -9 of a 60-day range run half way, then the same range again: every stored file whole or
 absent right after the kill, then every candle once, no temporary file left in either zone,
-every Parquet object readable."""
+every Parquet object readable. And kill -9 of a reload inside its warehouse transaction: the
+warehouse keeps the rows loaded before, every day whole and once."""
 
 import os
 import shutil

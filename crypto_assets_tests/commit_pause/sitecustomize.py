@@ -29,7 +29,9 @@ class _PausingConnection:
 
     def commit(self) -> Any:
         if self._connection.execute(self._condition).fetchone()[0]:
-            self._marker.write_text(str(os.getpid()))
+            written = self._marker.with_name(f".{self._marker.name}")
+            written.write_text(str(os.getpid()))
+            written.replace(self._marker)  # whole when it appears: the test kills on sight
             time.sleep(PAUSE_SECONDS)
             raise RuntimeError(f"nobody killed process {os.getpid()} paused before its commit")
         return self._connection.commit()
