@@ -1,6 +1,7 @@
 """kill -9 of a 60-day range run half way, then the same range again: every stored file whole or
 absent right after the kill, then every candle once, no temporary file left in either zone,
-every Parquet object readable."""
+every Parquet object readable. And kill -9 of a reload inside its warehouse transaction: the
+warehouse keeps the rows loaded before, every day whole and once."""
 
 import os
 import shutil
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
@@ -24,7 +26,12 @@ DAYS = 60
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def range_run(home: Path, standin_url: str) -> subprocess.Popen:
+def range_run(
+    home: Path,
+    standin_url: str,
+    partition_range: str = "2024-01-01...2024-02-29",
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen:
     """The README's backfill command, in its own session so the whole run can be killed."""
     return subprocess.Popen(
         [
@@ -36,13 +43,14 @@ def range_run(home: Path, standin_url: str) -> subprocess.Popen:
             "--select",
             "raw_klines,clean_klines,snowflake_btcusdt",
             "--partition-range",
-            "2024-01-01...2024-02-29",
+            partition_range,
         ],
         env={
             **os.environ,
             "DAGSTER_HOME": str(home / "dagster_home"),
             "CRYPTO_ASSETS_HOME": str(home),
             "BINANCE_BASE_URL": standin_url,
+            **(extra_env or {}),
         },
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -114,3 +122,110 @@ def test_a_range_run_killed_half_way_then_rerun_holds_every_candle_once(tmp_path
             "select count(*), count(distinct open_time), min(open_time)::varchar,"
             " max(open_time)::varchar from cryptodb.cryptoschema.btcusdt"
         ).fetchone() == (86_400, 86_400, "2024-01-01 00:00:00", "2024-02-29 23:59:00")
+
+
+JAN_30_MS = 1_706_572_800_000  # 2024-01-30T00:00:00Z
+FEB_3_MS = 1_706_918_400_000  # 2024-02-03T00:00:00Z: 4 days later, across a month's end
+RELOAD_RANGE = "2024-01-30...2024-02-02"
+RELOAD_DAYS = ["2024-01-30", "2024-01-31", "2024-02-01", "2024-02-02"]
+NEW_PRICE_FLOOR = 60_000  # the first load's closes are all below it, the second's all above
+COMMIT_PAUSE = Path(__file__).resolve().parent / "commit_pause"
+
+
+def warehouse_by_day(home: Path, loads: dict[str, list[list]]) -> dict[str, tuple]:
+    """Each stored day's rows, distinct open times and which load its closes came from: the
+    name of every load whose close the row carries for its open time ("neither" if none)."""
+    closes = {name: {row[0]: float(row[4]) for row in rows} for name, rows in loads.items()}
+    with duckdb.connect(str(home / "cryptodb.duckdb"), read_only=True) as connection:
+        stored = connection.execute(
+            "select epoch_ms(cast(open_time as timestamp)), close"
+            " from cryptodb.cryptoschema.btcusdt"
+        ).fetchall()
+    days: dict[str, tuple[list[int], set[str]]] = {}
+    for open_time, close in stored:
+        day = pd.Timestamp(open_time, unit="ms").date().isoformat()
+        open_times, names = days.setdefault(day, ([], set()))
+        open_times.append(open_time)
+        names.add(
+            next(
+                (name for name, by_time in closes.items() if by_time.get(open_time) == close),
+                "neither",
+            )
+        )
+    return {
+        day: (len(open_times), len(set(open_times)), names)
+        for day, (open_times, names) in sorted(days.items())
+    }
+
+
+def last_run_step_events(home: Path, step_key: str) -> tuple[str, list[str]]:
+    """The last run's status and the events its step recorded (what was planned left out)."""
+    with dg.DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        (run,) = instance.get_runs(limit=1)
+        return run.status.value, [
+            entry.dagster_event.event_type_value
+            for entry in instance.all_logs(run.run_id)
+            if entry.dagster_event is not None
+            and entry.dagster_event.step_key == step_key
+            and not entry.dagster_event.event_type_value.endswith("_PLANNED")
+        ]
+
+
+def test_a_reload_killed_inside_its_warehouse_transaction_leaves_the_old_rows_whole(
+    tmp_path, monkeypatch
+):
+    """A 4-day range loaded once, then loaded again from different candles and killed after the
+    load's delete and insert, right before its commit: the warehouse holds the first load, every
+    day whole and once; the rerun then holds the second load."""
+    (tmp_path / "dagster_home").mkdir()
+    shutil.copy(ROOT / "deploy" / "dagster.local.yaml", tmp_path / "dagster_home" / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))  # for the event log
+    loads = {
+        "old": synthetic_klines("1m", JAN_30_MS, FEB_3_MS, seed=7, start_price=30_000.0),
+        "new": synthetic_klines("1m", JAN_30_MS, FEB_3_MS, seed=8, start_price=90_000.0),
+    }
+    assert max(float(row[4]) for row in loads["old"]) < NEW_PRICE_FLOOR
+    assert min(float(row[4]) for row in loads["new"]) > NEW_PRICE_FLOOR
+    rows = len(loads["new"])
+    all_old = {day: (1440, 1440, {"old"}) for day in RELOAD_DAYS}
+    all_new = {day: (1440, 1440, {"new"}) for day in RELOAD_DAYS}
+
+    with BinanceStandIn({("BTCUSDT", "1m"): loads["old"]}, clock_ms=lambda: FEB_3_MS) as standin:
+        first = range_run(tmp_path, standin.url, RELOAD_RANGE)
+        _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr[-3000:]
+    assert warehouse_by_day(tmp_path, loads) == all_old
+
+    marker = tmp_path / "paused_before_commit"
+    pause = {
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(COMMIT_PAUSE), os.environ.get("PYTHONPATH")])
+        ),
+        # Inside the load's transaction: the whole range replaced by the second load's rows.
+        "COMMIT_PAUSE_WHEN": f"select count(*) = {rows} and min(close) > {NEW_PRICE_FLOOR}"
+        " from cryptodb.cryptoschema.btcusdt",
+        "COMMIT_PAUSE_MARKER": str(marker),
+    }
+    with BinanceStandIn({("BTCUSDT", "1m"): loads["new"]}, clock_ms=lambda: FEB_3_MS) as standin:
+        killed = range_run(tmp_path, standin.url, RELOAD_RANGE, pause)
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert killed.poll() is None, killed.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the reload never reached its commit"
+            time.sleep(0.05)
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+        assert killed.returncode == -signal.SIGKILL
+        assert marker.read_text() == str(killed.pid)
+        # The warehouse step had handed over its output and was inside the IO manager's load.
+        assert last_run_step_events(tmp_path, "snowflake_btcusdt") == (
+            "STARTED",
+            ["STEP_START", "LOADED_INPUT", "STEP_INPUT", "STEP_OUTPUT"],
+        )
+        assert_whole_or_absent(tmp_path)
+        assert warehouse_by_day(tmp_path, loads) == all_old
+
+        rerun = range_run(tmp_path, standin.url, RELOAD_RANGE)
+        _, stderr = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, stderr[-3000:]
+    assert warehouse_by_day(tmp_path, loads) == all_new
