@@ -109,15 +109,12 @@ def test_a_refresh_whose_worker_died_fails_within_2_minutes_and_the_next_refresh
             "CRYPTO_ASSETS_HOME": str(tmp_path / "data"),
             "BINANCE_BASE_URL": standin.url,
             "CRYPTO_ASSETS_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL_SECONDS),
+            # the local loop on by itself, as `crypto-assets platform` starts it, with no history
+            # to bootstrap: the fresh-data sensor is the only one that launches runs
+            "CRYPTO_ASSETS_AUTOSTART": "1",
+            "CRYPTO_ASSETS_BOOTSTRAP_DAYS": "0",
         }
         env.pop("CRYPTO_ASSETS_ALERT_WEBHOOK_URL", None)
-        subprocess.run(
-            [str(BIN / "dagster"), "sensor", "start", "fresh_klines_sensor", "-m", MODULE],
-            env=env,
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
         try:
             daemons.append(start_daemon(env, logs[0]))
             with dg.DagsterInstance.get() as instance:
