@@ -1,14 +1,14 @@
 """A refresh run whose worker dies with SIGKILL, under the real dagster-daemon.
 
 The daemon runs the local loop (as `crypto-assets platform` starts it) against the Binance
-stand-in with deploy/dagster.local.yaml (one refresh at a time). A worker killed alone is reported by its code server at once, even with
-Dagster's stock launcher; what used to hang is a worker that dies together with its code server.
-So the whole daemon process group (daemon, code server, run worker) gets SIGKILL mid-run, as the
-OOM killer or a crash would leave it, and a new daemon starts, as systemd restarts it. The
-killed run must be marked failed within 2 minutes, and the sensor's next refresh must then run
-and succeed instead of waiting behind a run that stays STARTED for max_runtime_seconds (2 h), or
-being skipped because the dead run was created after the candle closed; the day's rows must then
-be in the warehouse.
+stand-in with deploy/dagster.local.yaml (one refresh at a time). A worker killed alone is
+reported by its code server at once, even with Dagster's stock launcher; what used to hang is a
+worker that dies together with its code server. So the whole daemon process group (daemon, code
+server, run worker) gets SIGKILL mid-run, as the OOM killer or a crash would leave it, and a new
+daemon starts, as systemd restarts it. The killed run must be marked failed within 2 minutes,
+and the sensor's next refresh must then run and succeed instead of waiting behind a run that
+stays STARTED for max_runtime_seconds (2 h), or being skipped because the dead run was created
+after the candle closed; the day's rows must then be in the warehouse.
 """
 
 import os
@@ -112,7 +112,7 @@ def test_a_refresh_whose_worker_died_fails_within_2_minutes_and_the_next_refresh
             "BINANCE_BASE_URL": standin.url,
             "CRYPTO_ASSETS_SENSOR_INTERVAL_SECONDS": str(SENSOR_INTERVAL_SECONDS),
             # the local loop on by itself, as `crypto-assets platform` starts it, with no history
-            # to bootstrap: the fresh-data sensor is the only one that launches runs
+            # to bootstrap
             "CRYPTO_ASSETS_AUTOSTART": "1",
             "CRYPTO_ASSETS_BOOTSTRAP_DAYS": "0",
         }
