@@ -156,6 +156,35 @@ def test_sensor_waits_while_the_days_run_is_in_flight(live_standin, instance):
     assert "in flight" in result.skip_message
 
 
+@pytest.mark.parametrize("status", [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED])
+def test_a_run_that_died_after_the_candle_closed_does_not_stop_the_next_refresh(
+    live_standin, instance, status
+):
+    """The day's run was created after the 09:59 candle closed (the stand-in's clock says
+    2024-01-02 10:00:30) but failed: it loaded nothing, so the sensor must still refresh; a run
+    that succeeded read that candle, and the sensor leaves it alone."""
+
+    def add_run(run_id: str, run_status: dg.DagsterRunStatus) -> None:
+        instance.add_run(
+            dg.DagsterRun(
+                job_name=kline_lineage_job.name,
+                run_id=run_id,
+                status=run_status,
+                tags={"dagster/partition": "2024-01-02"},
+            )
+        )
+
+    add_run("1" * 36, status)
+    retry, _ = tick(live_standin, instance)
+    assert [(r.partition_key, r.run_key) for r in retry.run_requests] == [
+        ("2024-01-02", f"2024-01-02@{at('2024-01-02', 9, 59, 0)}")
+    ]
+    add_run("2" * 36, dg.DagsterRunStatus.SUCCESS)
+    covered, _ = tick(live_standin, instance)
+    assert isinstance(covered, dg.SkipReason)
+    assert "started after the candle" in covered.skip_message
+
+
 # -- the schedule -------------------------------------------------------------------------------
 
 

@@ -111,9 +111,12 @@ def dagster_refresh(
 ) -> Callable[[str, str], bool]:
     """A ``load`` that executes the ``kline_lineage`` job for one day in this process, recorded
     in ``instance`` (default: DAGSTER_HOME's); definitions default to the project's."""
+    import socket
+
     import dagster as dg
 
     from crypto_assets.automation.jobs import LANE_TAG, kline_lineage_job
+    from crypto_assets.storage.run_launcher import WORKER_HOST_TAG
 
     if definitions is None:
         from crypto_assets.definitions import defs as definitions
@@ -129,6 +132,7 @@ def dagster_refresh(
                 "dagster/run_key": run_key,
                 "crypto_assets/trigger": LIVE_TRIGGER,
                 LANE_TAG: "live",
+                WORKER_HOST_TAG: socket.gethostname(),
             },
             raise_on_error=False,
         )

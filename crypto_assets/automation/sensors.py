@@ -28,6 +28,11 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+READ_THE_DAY = [*IN_FLIGHT, dg.DagsterRunStatus.SUCCESS]
+"""A run in these states has read, or will read, every candle closed before it was created. A
+failed or canceled one loaded nothing, so it must never stand in for the next refresh: a run
+that died after a candle closed would otherwise leave that candle unloaded, and with it the
+data stale."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +88,13 @@ def _in_flight(instance: dg.DagsterInstance, partition_key: str) -> bool:
 
 
 def _requested_since(instance: dg.DagsterInstance, partition_key: str, since_ms: int) -> bool:
-    """A run of the day created after ``since_ms``: it read every candle closed by then."""
+    """A run of the day created after ``since_ms`` that did not fail: it read every candle closed
+    by then."""
     return bool(
         instance.get_run_ids(
             dg.RunsFilter(
                 job_name=kline_lineage_job.name,
+                statuses=READ_THE_DAY,
                 tags={"dagster/partition": partition_key},
                 created_after=datetime.fromtimestamp(since_ms / 1000, timezone.utc),
             ),

@@ -26,6 +26,11 @@ from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
 PID_METADATA = "pid"
+WORKER_HOST_TAG = "crypto_assets/worker_host"
+"""The host of a run executed in-process by a long-lived process of ours (the live loader), whose
+PID the run's ``Executing steps in process (pid: N)`` event names: judged like a code server's
+worker, so a loader killed mid-run does not leave its run STARTED, holding the day's fresh-data
+refresh and the queue's ``live`` lane, for ``max_runtime_seconds``."""
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", socket.gethostname()})
 START_TIME_SLACK_SECONDS = 2.0
 """/proc gives a process's start in clock ticks after boot; boot time itself is whole seconds."""
@@ -90,13 +95,20 @@ class WorkerCheckingRunLauncher(dg.DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        """RUNNING unless the worker ran on this machine and its process is gone. A run not
-        launched through a code server (``dagster asset materialize`` runs in its own process,
-        perhaps on another machine), one on another host's code server, and one whose worker
-        has not announced its PID yet are left to ``max_runtime_seconds``."""
-        if GRPC_INFO_TAG not in run.tags:
-            return CheckRunHealthResult(WorkerStatus.RUNNING, "not launched by a code server")
-        if json.loads(run.tags[GRPC_INFO_TAG]).get("host") not in LOCAL_HOSTS:
+        """RUNNING unless the worker ran on this machine and its process is gone. The worker is
+        a code server's subprocess or the live loader (``WORKER_HOST_TAG``). Any other run
+        (``dagster asset materialize`` runs in its own process, perhaps on another machine), one
+        on another host, and one whose worker has not announced its PID yet are left to
+        ``max_runtime_seconds``."""
+        if GRPC_INFO_TAG in run.tags:
+            host = json.loads(run.tags[GRPC_INFO_TAG]).get("host")
+        elif WORKER_HOST_TAG in run.tags:
+            host = run.tags[WORKER_HOST_TAG]
+        else:
+            return CheckRunHealthResult(
+                WorkerStatus.RUNNING, "not launched by a code server or the live loader"
+            )
+        if host not in LOCAL_HOSTS:
             return CheckRunHealthResult(WorkerStatus.RUNNING, "worker on another host")
         announced = worker_pid(self._instance, run.run_id)
         if announced is None:
