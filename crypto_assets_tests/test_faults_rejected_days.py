@@ -1,0 +1,151 @@
+"""A day that fails a blocking check stays in the clean zone, marked: no later warehouse-only
+materialization loads it, and a good rewrite of the day clears the mark."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
+from crypto_assets.resources import local_resources
+from crypto_assets.storage.parquet import partition_object_key, rejection_mark
+from crypto_assets_tests.binance_standin import BinanceStandIn
+from crypto_assets_tests.conftest import synthetic_days, utc_ms
+from crypto_assets_tests.lineage import (
+    CHECKS,
+    LINEAGE,
+    check_results,
+    failure_text,
+    materialize_days,
+)
+
+pytestmark = pytest.mark.faults
+
+SWAPPED_HIGH_LOW = {
+    "low_at_or_below_open_and_close": {
+        "offending_rows": 1,
+        "first_offending_open_times": ["2024-01-02T01:40:00Z"],
+    },
+    "high_at_or_above_open_and_close": {
+        "offending_rows": 1,
+        "first_offending_open_times": ["2024-01-02T01:40:00Z"],
+    },
+}
+
+
+def local(tmp_path: Path, standin: BinanceStandIn) -> dict:
+    return local_resources({"CRYPTO_ASSETS_HOME": str(tmp_path), "BINANCE_BASE_URL": standin.url})
+
+
+def materialize_only(
+    resources: dict, assets: list[dg.AssetsDefinition], first_day: str, last_day: str | None = None
+) -> dg.ExecuteInProcessResult:
+    """Only the given assets (and their checks) over [first_day, last_day], in one run."""
+    return dg.materialize(
+        [*LINEAGE, *CHECKS],
+        resources=resources,
+        selection=dg.AssetSelection.assets(*assets),
+        tags={
+            "dagster/asset_partition_range_start": first_day,
+            "dagster/asset_partition_range_end": last_day or first_day,
+        },
+        raise_on_error=False,
+    )
+
+
+def clean_object(tmp_path: Path, day: str) -> Path:
+    return tmp_path / "transformed" / partition_object_key("BTCUSDT", "1m", day)
+
+
+def warehouse_days(tmp_path: Path) -> list[tuple[str, int]]:
+    """Rows per day in the warehouse; none when the load never created the table."""
+    database = tmp_path / "cryptodb.duckdb"
+    if not database.exists():
+        return []
+    with duckdb.connect(str(database), read_only=True) as connection:
+        if not connection.execute(
+            "select count(*) from information_schema.tables where table_name = 'btcusdt'"
+        ).fetchall()[0][0]:
+            return []
+        return connection.execute(
+            "select cast(open_time as date)::varchar, count(*)"
+            " from cryptodb.cryptoschema.btcusdt group by 1 order by 1"
+        ).fetchall()
+
+
+def swap_high_low(standin: BinanceStandIn, row: list) -> None:
+    bad = list(row)
+    bad[2], bad[3] = bad[3], bad[2]
+    standin.replace_kline("BTCUSDT", "1m", bad[0], bad)
+
+
+def test_a_rejected_day_is_never_loaded_until_a_good_rewrite(
+    tmp_path, synthetic_standin, synthetic_rows
+):
+    resources = local(tmp_path, synthetic_standin)
+    good = synthetic_rows[1440 + 100]
+    swap_high_low(synthetic_standin, good)
+
+    daily = materialize_days(resources, "2024-01-02")
+
+    assert not daily.success
+    assert not check_results(daily)["low_at_or_below_open_and_close"].passed
+    stored = clean_object(tmp_path, "2024-01-02")
+    assert pq.read_metadata(stored).num_rows == 1440  # kept for inspection
+    assert rejection_mark(pq.read_metadata(stored).metadata) == SWAPPED_HIGH_LOW
+    assert warehouse_days(tmp_path) == []
+
+    later = materialize_only(resources, [snowflake_btcusdt], "2024-01-02")
+
+    assert not later.success
+    message = failure_text(later)
+    assert (
+        f"clean_klines for 2024-01-02 failed a blocking check when written, so it is not read"
+        f" onward and nothing was loaded: 2024-01-02 at {stored} failed"
+        " low_at_or_below_open_and_close (1 candles, first at 2024-01-02T01:40:00Z),"
+        " high_at_or_above_open_and_close (1 candles, first at 2024-01-02T01:40:00Z)."
+        " Correct the source and materialize clean_klines for that day again."
+    ) in message
+    assert warehouse_days(tmp_path) == []
+
+    synthetic_standin.replace_kline("BTCUSDT", "1m", good[0], good)
+    assert materialize_only(resources, [raw_klines, clean_klines], "2024-01-02").success
+    assert rejection_mark(pq.read_metadata(stored).metadata) is None
+
+    assert materialize_only(resources, [snowflake_btcusdt], "2024-01-02").success
+    assert warehouse_days(tmp_path) == [("2024-01-02", 1440)]
+
+
+@pytest.fixture
+def forty_day_standin() -> Iterator[tuple[BinanceStandIn, list[list]]]:
+    rows = synthetic_days("2024-01-01", 40)
+    klines = {("BTCUSDT", "1m"): [list(row) for row in rows]}
+    with BinanceStandIn(klines, clock_ms=lambda: utc_ms("2024-02-10") + 30_000) as standin:
+        yield standin, rows
+
+
+def test_a_long_range_with_rejected_days_loads_nothing_and_names_each(tmp_path, forty_day_standin):
+    """40 days: DuckDB commits a range that long a month at a time, so a refusal found only
+    when February is read would leave January loaded."""
+    standin, rows = forty_day_standin
+    resources = local(tmp_path, standin)
+    assert materialize_only(resources, [raw_klines], "2024-01-01", "2024-02-09").success
+    for day_index in (34, 38):  # 2024-02-04 and 2024-02-08
+        swap_high_low(standin, rows[day_index * 1440 + 7])
+    assert materialize_only(resources, [raw_klines], "2024-02-04").success
+    assert materialize_only(resources, [raw_klines], "2024-02-08").success
+    cleaned = materialize_only(resources, [clean_klines], "2024-01-01", "2024-02-09")
+    assert not cleaned.success  # its blocking checks failed; all 40 days are stored
+
+    loaded = materialize_only(resources, [snowflake_btcusdt], "2024-01-01", "2024-02-09")
+
+    assert not loaded.success
+    message = failure_text(loaded)
+    assert "clean_klines for 2024-02-04, 2024-02-08 failed a blocking check when written" in message
+    assert f"2024-02-04 at {clean_object(tmp_path, '2024-02-04')} failed" in message
+    assert f"2024-02-08 at {clean_object(tmp_path, '2024-02-08')} failed" in message
+    assert "materialize clean_klines for those days again" in message
+    assert warehouse_days(tmp_path) == []
