@@ -120,34 +120,34 @@ def test_a_rejected_day_is_never_loaded_until_a_good_rewrite(
 
 
 @pytest.fixture
-def forty_one_day_standin() -> Iterator[tuple[BinanceStandIn, list[list]]]:
-    rows = synthetic_days("2024-01-01", 41)
+def forty_two_day_standin() -> Iterator[tuple[BinanceStandIn, list[list]]]:
+    rows = synthetic_days("2024-01-01", 42)
     klines = {("BTCUSDT", "1m"): [list(row) for row in rows]}
-    with BinanceStandIn(klines, clock_ms=lambda: utc_ms("2024-02-11") + 30_000) as standin:
+    with BinanceStandIn(klines, clock_ms=lambda: utc_ms("2024-02-12") + 30_000) as standin:
         yield standin, rows
 
 
 def test_a_long_range_with_rejected_days_loads_nothing_and_names_each(
-    tmp_path, forty_one_day_standin
+    tmp_path, forty_two_day_standin
 ):
-    """41 days: DuckDB commits a range that long a month at a time, and January is committed
-    once February's first 8 days are read; a refusal found only when the days after them are
-    read would leave January loaded."""
-    standin, rows = forty_one_day_standin
+    """42 days: DuckDB commits a range that long a month at a time, January once February's
+    first batch of 8 days is read (and the 9th looked at); a refusal found only when the 10th
+    is read would leave January loaded."""
+    standin, rows = forty_two_day_standin
     resources = local(tmp_path, standin)
-    assert materialize_only(resources, [raw_klines], "2024-01-01", "2024-02-10").success
-    for day_index in (39, 40):  # 2024-02-09 and 2024-02-10
+    assert materialize_only(resources, [raw_klines], "2024-01-01", "2024-02-11").success
+    for day_index in (40, 41):  # 2024-02-10 and 2024-02-11
         swap_high_low(standin, rows[day_index * 1440 + 7])
-    assert materialize_only(resources, [raw_klines], "2024-02-09", "2024-02-10").success
-    cleaned = materialize_only(resources, [clean_klines], "2024-01-01", "2024-02-10")
-    assert not cleaned.success  # its blocking checks failed; all 41 days are stored
+    assert materialize_only(resources, [raw_klines], "2024-02-10", "2024-02-11").success
+    cleaned = materialize_only(resources, [clean_klines], "2024-01-01", "2024-02-11")
+    assert not cleaned.success  # its blocking checks failed; all 42 days are stored
 
-    loaded = materialize_only(resources, [snowflake_btcusdt], "2024-01-01", "2024-02-10")
+    loaded = materialize_only(resources, [snowflake_btcusdt], "2024-01-01", "2024-02-11")
 
     assert not loaded.success
     assert warehouse_days(tmp_path) == []
     message = failure_text(loaded)
-    assert "clean_klines for 2024-02-09, 2024-02-10 failed a blocking check when written" in message
-    assert f"2024-02-09 at {clean_object(tmp_path, '2024-02-09')} failed" in message
+    assert "clean_klines for 2024-02-10, 2024-02-11 failed a blocking check when written" in message
     assert f"2024-02-10 at {clean_object(tmp_path, '2024-02-10')} failed" in message
+    assert f"2024-02-11 at {clean_object(tmp_path, '2024-02-11')} failed" in message
     assert "materialize clean_klines for those days again" in message
