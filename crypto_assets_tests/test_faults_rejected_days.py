@@ -6,11 +6,13 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import snowflake.connector
 
 from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
-from crypto_assets.resources import local_resources
+from crypto_assets.resources import local_resources, prod_resources
 from crypto_assets.storage.parquet import partition_object_key, rejection_mark
 from crypto_assets_tests.binance_standin import BinanceStandIn
 from crypto_assets_tests.conftest import synthetic_days, utc_ms
@@ -21,6 +23,7 @@ from crypto_assets_tests.lineage import (
     failure_text,
     materialize_days,
 )
+from crypto_assets_tests.prod_stack import TRANSFORMED_BUCKET, s3_client
 
 pytestmark = pytest.mark.faults
 
@@ -151,3 +154,51 @@ def test_a_long_range_with_rejected_days_loads_nothing_and_names_each(
     assert f"2024-02-10 at {clean_object(tmp_path, '2024-02-10')} failed" in message
     assert f"2024-02-11 at {clean_object(tmp_path, '2024-02-11')} failed" in message
     assert "materialize clean_klines for those days again" in message
+
+
+def snowflake_days() -> list[list]:
+    connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
+    try:
+        return [
+            list(row)
+            for row in connection.cursor()
+            .execute(
+                "SELECT TO_VARCHAR(TO_DATE(OPEN_TIME)), COUNT(*)"
+                " FROM CRYPTODB.CRYPTOSCHEMA.BTCUSDT GROUP BY 1 ORDER BY 1"
+            )
+            .fetchall()
+        ]
+    finally:
+        connection.close()
+
+
+def test_prod_keeps_a_rejected_day_out_of_snowflake(
+    prod_env, fake_snowflake, synthetic_standin, synthetic_rows
+):
+    """The same IO manager code over S3 (moto) and Snowflake (fakesnow)."""
+    resources = prod_resources(prod_env)
+    good = synthetic_rows[1440 + 100]
+    swap_high_low(synthetic_standin, good)
+    assert not materialize_days(resources, "2024-01-02").success
+    key = partition_object_key("BTCUSDT", "1m", "2024-01-02")
+    stored = (
+        s3_client(prod_env["AWS_ENDPOINT_URL_S3"])
+        .get_object(Bucket=TRANSFORMED_BUCKET, Key=key)["Body"]
+        .read()
+    )
+    assert rejection_mark(pq.read_metadata(pa.BufferReader(stored)).metadata) == SWAPPED_HIGH_LOW
+
+    later = materialize_only(resources, [snowflake_btcusdt], "2024-01-02")
+
+    assert not later.success
+    assert (
+        f"clean_klines for 2024-01-02 failed a blocking check when written, so it is not read"
+        f" onward and nothing was loaded: 2024-01-02 at s3://{TRANSFORMED_BUCKET}/{key} failed"
+        " low_at_or_below_open_and_close (1 candles, first at 2024-01-02T01:40:00Z)"
+    ) in failure_text(later)
+    assert snowflake_days() == []
+
+    synthetic_standin.replace_kline("BTCUSDT", "1m", good[0], good)
+    assert materialize_only(resources, [raw_klines, clean_klines], "2024-01-02").success
+    assert materialize_only(resources, [snowflake_btcusdt], "2024-01-02").success
+    assert snowflake_days() == [["2024-01-02", 1440]]
