@@ -172,14 +172,17 @@ def snowflake_days() -> list[list]:
         connection.close()
 
 
-def test_prod_keeps_a_rejected_day_out_of_snowflake(
+def test_prod_keeps_rejected_days_out_of_snowflake(
     prod_env, fake_snowflake, synthetic_standin, synthetic_rows
 ):
-    """The same IO manager code over S3 (moto) and Snowflake (fakesnow)."""
+    """The same IO manager code over S3 (moto) and Snowflake (fakesnow). S3 reads no footer
+    ahead: the days are refused as they are read, while Snowflake's load is still staging, and
+    the error names both rejected days, though the read stopped at the first."""
     resources = prod_resources(prod_env)
-    good = synthetic_rows[1440 + 100]
-    swap_high_low(synthetic_standin, good)
-    assert not materialize_days(resources, "2024-01-02").success
+    good = [synthetic_rows[1440 + 100], synthetic_rows[2880 + 100]]
+    for row in good:
+        swap_high_low(synthetic_standin, row)
+    assert not materialize_days(resources, "2024-01-01", "2024-01-03").success
     key = partition_object_key("BTCUSDT", "1m", "2024-01-02")
     stored = (
         s3_client(prod_env["AWS_ENDPOINT_URL_S3"])
@@ -188,17 +191,26 @@ def test_prod_keeps_a_rejected_day_out_of_snowflake(
     )
     assert rejection_mark(pq.read_metadata(pa.BufferReader(stored)).metadata) == SWAPPED_HIGH_LOW
 
-    later = materialize_only(resources, [snowflake_btcusdt], "2024-01-02")
+    later = materialize_only(resources, [snowflake_btcusdt], "2024-01-01", "2024-01-03")
 
     assert not later.success
-    assert (
-        f"clean_klines for 2024-01-02 failed a blocking check when written, so it is not read"
-        f" onward and nothing was loaded: 2024-01-02 at s3://{TRANSFORMED_BUCKET}/{key} failed"
-        " low_at_or_below_open_and_close (1 candles, first at 2024-01-02T01:40:00Z)"
-    ) in failure_text(later)
     assert snowflake_days() == []
+    message = failure_text(later)
+    assert (
+        "clean_klines for 2024-01-02, 2024-01-03 failed a blocking check when written, so they"
+        f" are not read onward and nothing was loaded: 2024-01-02 at s3://{TRANSFORMED_BUCKET}/"
+        f"{key} failed low_at_or_below_open_and_close (1 candles, first at 2024-01-02T01:40:00Z)"
+    ) in message
+    assert (
+        f"2024-01-03 at s3://{TRANSFORMED_BUCKET}/"
+        f"{partition_object_key('BTCUSDT', '1m', '2024-01-03')} failed"
+        " low_at_or_below_open_and_close (1 candles, first at 2024-01-03T01:40:00Z)"
+    ) in message
 
-    synthetic_standin.replace_kline("BTCUSDT", "1m", good[0], good)
-    assert materialize_only(resources, [raw_klines, clean_klines], "2024-01-02").success
-    assert materialize_only(resources, [snowflake_btcusdt], "2024-01-02").success
-    assert snowflake_days() == [["2024-01-02", 1440]]
+    for row in good:
+        synthetic_standin.replace_kline("BTCUSDT", "1m", row[0], row)
+    assert materialize_only(
+        resources, [raw_klines, clean_klines], "2024-01-02", "2024-01-03"
+    ).success
+    assert materialize_only(resources, [snowflake_btcusdt], "2024-01-01", "2024-01-03").success
+    assert snowflake_days() == [["2024-01-01", 1440], ["2024-01-02", 1440], ["2024-01-03", 1440]]

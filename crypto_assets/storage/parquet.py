@@ -264,6 +264,13 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
     def _before_writing(self, folder_key: str) -> None:
         """Called once per output before its days are put under folder_key (a key prefix)."""
 
+    def _before_reading(
+        self, asset: str, symbol: str, interval: str, partition_keys: list[str]
+    ) -> None:
+        """Called once per input before any of its days is read. Rejected days are refused as
+        they are read in any case (``_read_days``); a flavour that can read footers cheaply
+        refuses them here, before anything is handed on."""
+
     def handle_output(self, context: dg.OutputContext, obj: DayFrames) -> None:
         symbol, interval = _symbol_and_interval(context.definition_metadata)
         expected = list(context.asset_partition_keys)
@@ -334,15 +341,14 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
         symbol, interval = _symbol_and_interval(upstream.definition_metadata if upstream else {})
         partition_keys = list(context.asset_partition_keys)
         asset = context.asset_key.to_user_string()
-        self._refuse_rejected_days(asset, symbol, interval, partition_keys)
+        self._before_reading(asset, symbol, interval, partition_keys)
         return StoredDays(lambda: self._read_days(asset, symbol, interval, partition_keys))
 
     def _refuse_rejected_days(
         self, asset: str, symbol: str, interval: str, partition_keys: list[str]
     ) -> None:
-        """Reads every day's footer before any day is handed on, and fails naming every day
-        marked rejected (or missing, or unreadable): a range with one bad day loads nothing,
-        rather than the months before it (DuckDB commits a long range a month at a time)."""
+        """Reads each day's footer and fails naming every day marked rejected (or the first
+        missing or unreadable one)."""
         rejected = []
         for partition_key in partition_keys:
             key = partition_object_key(symbol, interval, partition_key)
@@ -392,8 +398,9 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
         self, asset: str, symbol: str, interval: str, partition_keys: list[str]
     ) -> Iterator[tuple[str, pq.ParquetFile]]:
         """Each day's stored file, its footer read: a missing, unreadable or rejected day is
-        named (a day rewritten rejected since ``load_input`` looked is refused here)."""
-        for partition_key in partition_keys:
+        named. At the first rejected day the rest of the range's footers are read too, so the
+        error names every rejected day, not only the first."""
+        for index, partition_key in enumerate(partition_keys):
             key = partition_object_key(symbol, interval, partition_key)
             try:
                 data = self._get(key)
@@ -405,6 +412,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                 raise self._unreadable(asset, key, partition_key, exc) from exc
             mark = rejection_mark(stored.metadata.metadata)
             if mark:
+                self._refuse_rejected_days(asset, symbol, interval, partition_keys[index:])
                 raise rejected_days_error(asset, [(partition_key, self.uri(key), mark)])
             yield partition_key, stored
 
@@ -426,6 +434,14 @@ class LocalKlinesIOManager(KlinesParquetIOManager):
 
     def uri(self, key: str) -> str:
         return str(Path(self.base_dir, key))
+
+    def _before_reading(
+        self, asset: str, symbol: str, interval: str, partition_keys: list[str]
+    ) -> None:
+        """Refuses rejected days before any day is read: a footer read costs about 0.3 ms a
+        day here, and without it a range of over a month that reached a rejected day would have
+        loaded the months before it (DuckDB commits such a range a month at a time)."""
+        self._refuse_rejected_days(asset, symbol, interval, partition_keys)
 
     def _before_writing(self, folder_key: str) -> None:
         """Deletes the temporaries killed writers left in the folder: once per output, since
