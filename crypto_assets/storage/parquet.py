@@ -438,9 +438,10 @@ class LocalKlinesIOManager(KlinesParquetIOManager):
     def _before_reading(
         self, asset: str, symbol: str, interval: str, partition_keys: list[str]
     ) -> None:
-        """Refuses rejected days before any day is read: a footer read costs about 0.3 ms a
-        day here, and without it a range of over a month that reached a rejected day would have
-        loaded the months before it (DuckDB commits such a range a month at a time)."""
+        """Refuses rejected days before any day is read: a year's footers took 0.11 to 0.19 s
+        here, against about 1 s to read its days, and without it a range of over a month that
+        reached a rejected day would have loaded the months before it (DuckDB commits such a
+        range a month at a time)."""
         self._refuse_rejected_days(asset, symbol, interval, partition_keys)
 
     def _before_writing(self, folder_key: str) -> None:
