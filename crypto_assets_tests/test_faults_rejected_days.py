@@ -108,8 +108,8 @@ def test_a_rejected_day_is_never_loaded_until_a_good_rewrite(
     assert (
         f"clean_klines for 2024-01-02 failed a blocking check when written, so it is not read"
         f" onward and nothing was loaded: 2024-01-02 at {stored} failed"
-        " low_at_or_below_open_and_close (1 candles, first at 2024-01-02T01:40:00Z),"
-        " high_at_or_above_open_and_close (1 candles, first at 2024-01-02T01:40:00Z)."
+        " low_at_or_below_open_and_close (1 candle, first at 2024-01-02T01:40:00Z),"
+        " high_at_or_above_open_and_close (1 candle, first at 2024-01-02T01:40:00Z)."
         " Correct the source and materialize clean_klines for that day again."
     ) in message
     assert warehouse_days(tmp_path) == []
@@ -199,12 +199,12 @@ def test_prod_keeps_rejected_days_out_of_snowflake(
     assert (
         "clean_klines for 2024-01-02, 2024-01-03 failed a blocking check when written, so they"
         f" are not read onward and nothing was loaded: 2024-01-02 at s3://{TRANSFORMED_BUCKET}/"
-        f"{key} failed low_at_or_below_open_and_close (1 candles, first at 2024-01-02T01:40:00Z)"
+        f"{key} failed low_at_or_below_open_and_close (1 candle, first at 2024-01-02T01:40:00Z)"
     ) in message
     assert (
         f"2024-01-03 at s3://{TRANSFORMED_BUCKET}/"
         f"{partition_object_key('BTCUSDT', '1m', '2024-01-03')} failed"
-        " low_at_or_below_open_and_close (1 candles, first at 2024-01-03T01:40:00Z)"
+        " low_at_or_below_open_and_close (1 candle, first at 2024-01-03T01:40:00Z)"
     ) in message
 
     for row in good:

@@ -217,8 +217,10 @@ class StoredDayRejected(dg.Failure):
 
 
 def _describe_failed(failed: dict) -> str:
+    """'rule (2 candles, first at 2024-01-02T01:40:00Z), ...' from a rejection mark."""
     return ", ".join(
-        f"{name} ({found['offending_rows']} candles, first at"
+        f"{name} ({found['offending_rows']}"
+        f" {'candle' if found['offending_rows'] == 1 else 'candles'}, first at"
         f" {(found['first_offending_open_times'] or ['?'])[0]})"
         for name, found in failed.items()
     )
