@@ -4,8 +4,16 @@ from datetime import datetime, timezone
 
 import pandas as pd
 
+from crypto_assets.klines.frames import DayBatch
 from crypto_assets.klines.transform import clean_frame, raw_frame
-from crypto_assets.klines.validation import COMPLETENESS, OHLC_RULES, check_ohlc, validate_days
+from crypto_assets.klines.validation import (
+    COMPLETENESS,
+    OHLC_RULES,
+    ValidationReport,
+    check_ohlc,
+    validate_days,
+    validating,
+)
 
 DAY = 1_704_067_200_000
 
@@ -108,3 +116,33 @@ def test_rules_read_a_missing_price_as_no_evidence_and_name_duplicate_open_times
     rows[3] = [*rows[2][:1], "101", *rows[2][2:]]  # a second, different candle at 00:02
     found = offenders(rows)
     assert found == {"open_time_unique_on_grid": ["00:02", "00:02"]}
+
+
+def days_later(rows: list[list], days: int) -> list[list]:
+    shift = days * 86_400_000
+    return [[row[0] + shift, *row[1:6], row[6] + shift, *row[7:]] for row in rows]
+
+
+def test_validating_marks_only_the_days_that_break_an_ohlc_rule():
+    broken = days_later(day_of_klines(), 1)
+    broken[5][4] = "120"  # close above high
+    gappy = days_later(day_of_klines(), 2)[:1000]  # incomplete: warns, never rejected
+    batch = DayBatch(
+        ["2024-01-01", "2024-01-02", "2024-01-03"],
+        pd.concat([clean(day_of_klines()), clean(broken), clean(gappy)], ignore_index=True),
+        [1440, 1440, 1000],
+    )
+    alone = DayBatch.one_day("2024-01-04", clean(days_later(day_of_klines(), 3)))
+
+    passed = list(validating([batch, alone], ValidationReport("1m")))
+
+    assert passed[0].rejections == {
+        "2024-01-02": {
+            "high_at_or_above_open_and_close": {
+                "offending_rows": 1,
+                "first_offending_open_times": ["2024-01-02T00:05:00Z"],
+            }
+        }
+    }
+    assert passed[1] is alone
+    assert passed[1].rejections == {}

@@ -20,9 +20,17 @@ class DayBatch:
     Per-call overhead dominates pandas and Arrow work on a 1,440-row day, so reading, cleaning
     and loading several days as one frame costs less than doing it day by day; the days are
     sliced out again only where a day is the unit (a partition's file, its check result).
+    ``rejections`` names the days that failed a blocking check, with what failed: they are
+    stored marked, so that no later read takes them onward.
     """
 
-    def __init__(self, keys: list[str], frame: pd.DataFrame, lengths: list[int]) -> None:
+    def __init__(
+        self,
+        keys: list[str],
+        frame: pd.DataFrame,
+        lengths: list[int],
+        rejections: dict[str, dict] | None = None,
+    ) -> None:
         if len(keys) != len(lengths) or sum(lengths) != len(frame):
             raise ValueError(
                 f"A batch of days {keys} with row counts {lengths} does not match its frame"
@@ -31,6 +39,7 @@ class DayBatch:
         self.keys = keys
         self.frame = frame
         self.lengths = lengths
+        self.rejections = rejections or {}
 
     @classmethod
     def one_day(cls, partition_key: str, frame: pd.DataFrame) -> DayBatch:
@@ -50,7 +59,11 @@ class DayBatch:
 
     def with_frame(self, frame: pd.DataFrame) -> DayBatch:
         """The same days and row counts over a frame computed row for row from this one."""
-        return DayBatch(self.keys, frame, self.lengths)
+        return DayBatch(self.keys, frame, self.lengths, self.rejections)
+
+    def rejecting(self, rejections: dict[str, dict]) -> DayBatch:
+        """The same batch with these days marked as failing a blocking check."""
+        return DayBatch(self.keys, self.frame, self.lengths, {**self.rejections, **rejections})
 
 
 class DayFrames:

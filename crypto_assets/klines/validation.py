@@ -152,6 +152,18 @@ class DayValidation:
     rows: int
     expected_rows: int
 
+    def failed_ohlc_rules(self) -> dict[str, dict]:
+        """The OHLC rules (the blocking ones) this day breaks, each with how many candles and
+        the first of them: what a stored day's rejection mark says."""
+        return {
+            name: {
+                "offending_rows": violations.count,
+                "first_offending_open_times": violations.first_open_times,
+            }
+            for name, violations in self.rules.items()
+            if name in OHLC_RULES and not violations.passed
+        }
+
 
 def validate_day(
     partition_key: str, frame: pd.DataFrame, interval: str, until_ms: int | None = None
@@ -178,13 +190,16 @@ class ValidationReport:
         for name in (*OHLC_RULES, COMPLETENESS):
             self.rules.setdefault(name, Violations())
 
-    def add_day(self, partition_key: str, frame: pd.DataFrame, until_ms: int | None = None) -> None:
+    def add_day(
+        self, partition_key: str, frame: pd.DataFrame, until_ms: int | None = None
+    ) -> DayValidation:
         day = validate_day(partition_key, frame, self.interval, until_ms)
         for name, violations in day.rules.items():
             self.rules[name].merge(violations)
         self.days.append(day)
         self.rows += day.rows
         self.expected_rows += day.expected_rows
+        return day
 
 
 def validate_days(days: DayFrames, interval: str, until_ms: int | None = None) -> ValidationReport:
@@ -198,11 +213,16 @@ def validating(
     batches: Iterable[DayBatch], report: ValidationReport, until_ms: int | None = None
 ) -> Iterator[DayBatch]:
     """The same batches, each day added to ``report`` as it passes: whoever writes the days
-    validates them on the way, instead of reading them back afterwards."""
+    validates them on the way, instead of reading them back afterwards. A day that breaks an
+    OHLC rule comes out marked rejected (``DayBatch.rejections``), for its writer to store the
+    mark with it."""
     for batch in batches:
+        rejections = {}
         for partition_key, frame in batch.days():
-            report.add_day(partition_key, frame, until_ms)
-        yield batch
+            failed = report.add_day(partition_key, frame, until_ms).failed_ohlc_rules()
+            if failed:
+                rejections[partition_key] = failed
+        yield batch.rejecting(rejections) if rejections else batch
 
 
 def describe(rule_name: str) -> str:

@@ -6,6 +6,9 @@ Both variants share the Hive-style layout
 Values travel as ``DayFrames`` (one frame per partition day, possibly lazy), so a range run
 writes one day at a time and reads days back a few at a time. Every object is written whole: a
 temporary file renamed into place locally, a single PUT on S3, so no reader ever sees half a day.
+A day that failed a blocking check is written with a mark in its Parquet footer (the
+``crypto_assets.rejected`` key), so it is kept for inspection but no later load takes it: reads
+refuse marked days, and the next good write of that day replaces the object and its mark.
 """
 
 import itertools
@@ -129,6 +132,26 @@ def frame_to_table(frame: pd.DataFrame) -> pa.Table:
     return table
 
 
+REJECTED_METADATA_KEY = b"crypto_assets.rejected"
+"""Footer key-value metadata of a day that failed a blocking check: JSON of the rules it broke."""
+
+
+def rejection_mark(metadata: dict[bytes, bytes] | None) -> dict | None:
+    """The blocking checks a stored day failed when it was written, from its footer's
+    key-value metadata; None for a day stored without a mark."""
+    mark = (metadata or {}).get(REJECTED_METADATA_KEY)
+    return json.loads(mark) if mark else None
+
+
+def marked_rejected(table: pa.Table, failed: dict) -> pa.Table:
+    """The day's table with its failed checks in the schema metadata, which Arrow writes into
+    the Parquet footer: the mark is in the same object as the rows, so it is written atomically
+    with them."""
+    return table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), REJECTED_METADATA_KEY: json.dumps(failed).encode()}
+    )
+
+
 def table_to_parquet(table: pa.Table) -> bytes:
     """One stored object's bytes: zstd, only the repeated labels dictionary-encoded."""
     buffer = pa.BufferOutputStream()
@@ -188,6 +211,40 @@ class StoredDayUnreadable(dg.Failure):
     """A stored partition exists but does not read as Parquet (truncated, overwritten)."""
 
 
+class StoredDayRejected(dg.Failure):
+    """Stored partitions that failed a blocking check when they were written: kept in the zone
+    for inspection, never read onward (into the warehouse)."""
+
+
+def _describe_failed(failed: dict) -> str:
+    """'rule (2 candles, first at 2024-01-02T01:40:00Z), ...' from a rejection mark."""
+    return ", ".join(
+        f"{name} ({found['offending_rows']}"
+        f" {'candle' if found['offending_rows'] == 1 else 'candles'}, first at"
+        f" {(found['first_offending_open_times'] or ['?'])[0]})"
+        for name, found in failed.items()
+    )
+
+
+def rejected_days_error(asset: str, rejected: list[tuple[str, str, dict]]) -> StoredDayRejected:
+    """One error naming every rejected day of a read (day, object URI, failed checks), and how
+    to clear it."""
+    days = [partition_key for partition_key, _, _ in rejected]
+    details = "; ".join(
+        f"{partition_key} at {uri} failed {_describe_failed(failed)}"
+        for partition_key, uri, failed in rejected
+    )
+    return StoredDayRejected(
+        description=(
+            f"{asset} for {', '.join(days)} failed a blocking check when written, so"
+            f" {'it is' if len(days) == 1 else 'they are'} not read onward and nothing was"
+            f" loaded: {details}. Correct the source and materialize {asset} for"
+            f" {'that day' if len(days) == 1 else 'those days'} again."
+        ),
+        metadata={"rejected_days": dg.MetadataValue.json(days)},
+    )
+
+
 class KlinesParquetIOManager(dg.ConfigurableIOManager):
     """Writes and reads one Parquet object per daily partition of a klines asset.
 
@@ -209,11 +266,19 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
     def _before_writing(self, folder_key: str) -> None:
         """Called once per output before its days are put under folder_key (a key prefix)."""
 
+    def _before_reading(
+        self, asset: str, symbol: str, interval: str, partition_keys: list[str]
+    ) -> None:
+        """Called once per input before any of its days is read. Rejected days are refused as
+        they are read in any case (``_read_days``); a flavour that can read footers cheaply
+        refuses them here, before anything is handed on."""
+
     def handle_output(self, context: dg.OutputContext, obj: DayFrames) -> None:
         symbol, interval = _symbol_and_interval(context.definition_metadata)
         expected = list(context.asset_partition_keys)
         expected_keys = set(expected)  # looked up per day: a list scan grew with the square
         written: list[str] = []
+        rejected: list[str] = []
         rows = 0
         first_open_time = last_open_time = None
         provenance = DayProvenance()
@@ -228,6 +293,7 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                     )
                 writes.submit(self._put_batch, symbol, interval, batch)
                 written.extend(batch.keys)
+                rejected.extend(batch.rejections)
                 for partition_key in batch.keys:
                     provenance.add(partition_key, batch.frame.attrs)
                 rows += len(batch.frame)
@@ -251,20 +317,25 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
                     else self.uri(partition_folder_key(symbol, interval))
                 ),
                 **provenance.metadata(),
+                **(
+                    {"rejected_days": dg.MetadataValue.json(rejected[: DayProvenance.SHOWN_DAYS])}
+                    if rejected
+                    else {}
+                ),
             }
         )
 
     def _put_batch(self, symbol: str, interval: str, batch: DayBatch) -> None:
         """Encodes and stores each day of a batch, converted to Arrow once: runs in the
         write-behind thread, beside the next batch's compute. Each day's bytes are those
-        ``frame_to_parquet`` gives for that day alone."""
+        ``frame_to_parquet`` gives for that day alone, marked if it failed a blocking check."""
         table = frame_to_table(batch.frame)
         offset = 0
         for partition_key, length in zip(batch.keys, batch.lengths, strict=True):
-            self._put(
-                partition_object_key(symbol, interval, partition_key),
-                table_to_parquet(table.slice(offset, length)),
-            )
+            day = table.slice(offset, length)
+            if partition_key in batch.rejections:
+                day = marked_rejected(day, batch.rejections[partition_key])
+            self._put(partition_object_key(symbol, interval, partition_key), table_to_parquet(day))
             offset += length
 
     def load_input(self, context: dg.InputContext) -> DayFrames:
@@ -272,7 +343,49 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
         symbol, interval = _symbol_and_interval(upstream.definition_metadata if upstream else {})
         partition_keys = list(context.asset_partition_keys)
         asset = context.asset_key.to_user_string()
+        self._before_reading(asset, symbol, interval, partition_keys)
         return StoredDays(lambda: self._read_days(asset, symbol, interval, partition_keys))
+
+    def _refuse_rejected_days(
+        self, asset: str, symbol: str, interval: str, partition_keys: list[str]
+    ) -> None:
+        """Reads each day's footer and fails naming every day marked rejected (or the first
+        missing or unreadable one)."""
+        rejected = []
+        for partition_key in partition_keys:
+            key = partition_object_key(symbol, interval, partition_key)
+            mark = rejection_mark(self._footer(asset, key, partition_key).metadata)
+            if mark:
+                rejected.append((partition_key, self.uri(key), mark))
+        if rejected:
+            raise rejected_days_error(asset, rejected)
+
+    def _read_footer(self, key: str) -> pq.FileMetaData:
+        """The stored object's Parquet footer; a flavour that can read only the footer does."""
+        return pq.ParquetFile(pa.BufferReader(self._get(key))).metadata
+
+    def _footer(self, asset: str, key: str, partition_key: str) -> pq.FileMetaData:
+        try:
+            return self._read_footer(key)
+        except StoredDayMissing as exc:
+            raise self._missing(asset, key, partition_key) from exc
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise self._unreadable(asset, key, partition_key, exc) from exc
+
+    def _missing(self, asset: str, key: str, partition_key: str) -> StoredDayMissing:
+        return StoredDayMissing(
+            f"{asset} has no data for {partition_key} at {self.uri(key)}:"
+            " materialize that partition first."
+        )
+
+    def _unreadable(
+        self, asset: str, key: str, partition_key: str, exc: Exception
+    ) -> StoredDayUnreadable:
+        return StoredDayUnreadable(
+            f"{asset} for {partition_key} at {self.uri(key)} is not readable Parquet"
+            f" ({type(exc).__name__}: {exc}). Materialize {asset} for {partition_key}"
+            " again to rewrite it."
+        )
 
     def read_day(self, symbol: str, interval: str, partition_key: str) -> pd.DataFrame | None:
         """One stored day (with its attrs), or None when no run has written it."""
@@ -286,24 +399,23 @@ class KlinesParquetIOManager(dg.ConfigurableIOManager):
     def _read_days(
         self, asset: str, symbol: str, interval: str, partition_keys: list[str]
     ) -> Iterator[tuple[str, pq.ParquetFile]]:
-        """Each day's stored file, its footer read: a missing or unreadable day is named."""
-        for partition_key in partition_keys:
+        """Each day's stored file, its footer read: a missing, unreadable or rejected day is
+        named. At the first rejected day the rest of the range's footers are read too, so the
+        error names every rejected day, not only the first."""
+        for index, partition_key in enumerate(partition_keys):
             key = partition_object_key(symbol, interval, partition_key)
             try:
                 data = self._get(key)
             except StoredDayMissing as exc:
-                raise StoredDayMissing(
-                    f"{asset} has no data for {partition_key} at {self.uri(key)}:"
-                    " materialize that partition first."
-                ) from exc
+                raise self._missing(asset, key, partition_key) from exc
             try:
                 stored = pq.ParquetFile(pa.BufferReader(data))
             except (pa.ArrowException, OSError, ValueError) as exc:
-                raise StoredDayUnreadable(
-                    f"{asset} for {partition_key} at {self.uri(key)} is not readable Parquet"
-                    f" ({type(exc).__name__}: {exc}). Materialize {asset} for {partition_key}"
-                    " again to rewrite it."
-                ) from exc
+                raise self._unreadable(asset, key, partition_key, exc) from exc
+            mark = rejection_mark(stored.metadata.metadata)
+            if mark:
+                self._refuse_rejected_days(asset, symbol, interval, partition_keys[index:])
+                raise rejected_days_error(asset, [(partition_key, self.uri(key), mark)])
             yield partition_key, stored
 
 
@@ -324,6 +436,15 @@ class LocalKlinesIOManager(KlinesParquetIOManager):
 
     def uri(self, key: str) -> str:
         return str(Path(self.base_dir, key))
+
+    def _before_reading(
+        self, asset: str, symbol: str, interval: str, partition_keys: list[str]
+    ) -> None:
+        """Refuses rejected days before any day is read: a year's footers took 0.11 to 0.19 s
+        here, against about 1 s to read its days, and without it a range of over a month that
+        reached a rejected day would have loaded the months before it (DuckDB commits such a
+        range a month at a time)."""
+        self._refuse_rejected_days(asset, symbol, interval, partition_keys)
 
     def _before_writing(self, folder_key: str) -> None:
         """Deletes the temporaries killed writers left in the folder: once per output, since
@@ -350,6 +471,13 @@ class LocalKlinesIOManager(KlinesParquetIOManager):
     def _get(self, key: str) -> bytes:
         try:
             return Path(self.base_dir, key).read_bytes()
+        except FileNotFoundError as exc:
+            raise StoredDayMissing(key) from exc
+
+    def _read_footer(self, key: str) -> pq.FileMetaData:
+        """Only the footer's bytes, not the day's rows."""
+        try:
+            return pq.read_metadata(Path(self.base_dir, key))
         except FileNotFoundError as exc:
             raise StoredDayMissing(key) from exc
 
