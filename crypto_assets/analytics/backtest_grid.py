@@ -16,17 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from crypto_assets.analytics.backtest import (
-    DEFAULT_COSTS,
+from crypto_assets.analytics.backtest import DEFAULT_COSTS, NO_EXITS, Costs, Exits, Prices, run
+from crypto_assets.analytics.backtest_metrics import (
     METRIC_NAMES,
-    NO_EXITS,
     BacktestResult,
-    Costs,
-    Exits,
-    Prices,
     daily_values,
     metrics,
-    run,
     sharpe_of,
 )
 from crypto_assets.analytics.strategies import (
