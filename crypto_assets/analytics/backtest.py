@@ -22,6 +22,7 @@ Conventions, written down once:
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -30,11 +31,11 @@ from crypto_assets.analytics.backtest_metrics import (
     DAY_NS,
     END_OF_SAMPLE,
     SIGNAL,
-    STOP_LOSS,
-    TAKE_PROFIT,
     BacktestResult,
     metrics,
+    running_peaks,
 )
+from crypto_assets.analytics.backtest_stops import Reach, apply_stops
 
 DEFAULT_FEE_BPS = 10.0  # Binance spot's base taker/maker rate, each side
 DEFAULT_SLIPPAGE_BPS = 5.0
@@ -136,6 +137,11 @@ class Prices:
         days = self.times // DAY_NS
         return np.flatnonzero(np.append(days[1:] != days[:-1], True))
 
+    @cached_property
+    def reach(self) -> Reach:
+        """The bars indexed for finding where stops and targets are touched."""
+        return Reach.of(self.low, self.high)
+
 
 def positions_from_signal(signal: np.ndarray) -> np.ndarray:
     """The position the signal asks for through each bar: the previous bar's closing signal
@@ -150,6 +156,60 @@ def run(
 ) -> BacktestResult:
     """Equity and trades of following ``held`` (the position the signal asks for through each
     bar), with the stops, targets and sizing of ``exits``."""
+    return _result(prices, _trades(prices, held, costs, exits), costs, exits)[0]
+
+
+def run_with_prefix(
+    prices: Prices, window: Prices, held: np.ndarray, costs: Costs, exits: Exits
+) -> tuple[BacktestResult, BacktestResult]:
+    """``run`` on all the bars, and on ``window``: ``prices.window(0, end)``, 0 < end, made once
+    by the caller for all its runs.
+
+    A run is causal: on the first bars it is the same run, except that the trade still open at
+    bar ``end`` is sold at the close of bar ``end - 1`` and that bar shows the cash. So the
+    shorter run is taken from the longer one's equity and running peak, not run again: equal to
+    ``run(prices.window(0, end), held[:end], costs, exits)`` to the last bit, and a third of a
+    grid's passes over the bars fewer."""
+    end = len(window)
+    trades = _trades(prices, held, costs, exits)
+    full, peaks = _result(prices, trades, costs, exits)
+    kept = int(np.searchsorted(trades.entry_bars, end))
+    entry_bars, exit_bars = trades.entry_bars[:kept], trades.exit_bars[:kept].copy()
+    reasons, exit_level = trades.reasons[:kept].copy(), trades.exit_level[:kept].copy()
+    if kept and exit_bars[-1] >= end:
+        exit_bars[-1], reasons[-1], exit_level[-1] = end, END_OF_SAMPLE, prices.close[end - 1]
+    prefix_trades = _Trades(entry_bars, trades.entry_fill[:kept], exit_bars, reasons, exit_level)
+    settled = _settle(window, prefix_trades, costs, exits)
+    equity = full.equity_values[:end].copy()
+    if kept and reasons[-1] == END_OF_SAMPLE:
+        equity[-1] = settled.after[-1]
+    prefix_peaks = peaks[: end + 1].copy()
+    prefix_peaks[-1] = max(prefix_peaks[-2], equity[-1])
+    prefix = _assemble(window, prefix_trades, settled, equity, exits)
+    prefix.metrics = metrics(prefix, prefix_peaks)
+    return full, prefix
+
+
+class _Trades(NamedTuple):
+    """Each round trip's bars and prices before costs; exits are final (stops applied)."""
+
+    entry_bars: np.ndarray
+    entry_fill: np.ndarray
+    exit_bars: np.ndarray  # the bar a trade is sold in; len(prices) when at the end
+    reasons: np.ndarray
+    exit_level: np.ndarray  # the sale's price before slippage
+
+
+class _Settled(NamedTuple):
+    exit_fill: np.ndarray
+    gross: np.ndarray  # the position's growth, fees and slippage included
+    settle_bars: np.ndarray  # the bar whose close first shows the trade settled in cash
+    bars_held: np.ndarray
+    before: np.ndarray  # equity before each trade, in units of the starting equity
+    after: np.ndarray
+
+
+def _trades(prices: Prices, held: np.ndarray, costs: Costs, exits: Exits) -> _Trades:
     count = len(prices)
     held = np.asarray(held, dtype=bool)
     changes = np.flatnonzero(np.diff(held, prepend=False))  # flat first: entry, exit, entry ...
@@ -164,88 +224,83 @@ def run(
         prices.close[count - 1] if count else np.nan,
     )
     if len(entry_bars) and (exits.stop_loss_pct or exits.take_profit_pct):
-        _apply_stops(prices, entry_bars, entry_fill, exits, exit_bars, reasons, exit_level)
-    exit_fill = exit_level * (1 - costs.slippage)
-    # The bar whose close first shows the trade settled in cash.
+        apply_stops(
+            prices.reach,
+            prices.open,
+            prices.low,
+            entry_bars,
+            entry_fill,
+            exits.stop_loss_pct,
+            exits.take_profit_pct,
+            exit_bars,
+            reasons,
+            exit_level,
+        )
+    return _Trades(entry_bars, entry_fill, exit_bars, reasons, exit_level)
+
+
+def _settle(prices: Prices, trades: _Trades, costs: Costs, exits: Exits) -> _Settled:
+    count = len(prices)
+    entry_bars, exit_bars, reasons = trades.entry_bars, trades.exit_bars, trades.reasons
+    exit_fill = trades.exit_level * (1 - costs.slippage)
     settle_bars = np.where(reasons == SIGNAL, exit_bars, np.minimum(exit_bars, count - 1))
     bars_held = settle_bars - entry_bars + (reasons != SIGNAL)
-    gross = exit_fill * (1 - costs.fee) / (entry_fill * (1 + costs.fee))
+    gross = exit_fill * (1 - costs.fee) / (trades.entry_fill * (1 + costs.fee))
     size = exits.position_size
     after = np.cumprod(1 - size + size * gross)
     before = np.concatenate([[1.0], after[:-1]])
+    return _Settled(exit_fill, gross, settle_bars, bars_held, before, after)
+
+
+def _result(
+    prices: Prices, trades: _Trades, costs: Costs, exits: Exits
+) -> tuple[BacktestResult, np.ndarray]:
+    """The run's result, and the running peak of 1.0 then its equity."""
+    count = len(prices)
+    settled = _settle(prices, trades, costs, exits)
+    entry_bars, size = trades.entry_bars, exits.position_size
     equity = np.ones(count)
     if len(entry_bars):
         # Bars before the first entry, then each trade's bars (marked at the close) and the
         # cash bars after it: equity = level + scale x close on each piece.
         next_entry = np.append(entry_bars[1:], count)
+        settle_bars, before = settled.settle_bars, settled.before
         lengths = np.column_stack([settle_bars - entry_bars, next_entry - settle_bars]).ravel()
         scale = np.column_stack(
-            [before * size / (entry_fill * (1 + costs.fee)), np.zeros(len(entry_bars))]
+            [before * size / (trades.entry_fill * (1 + costs.fee)), np.zeros(len(entry_bars))]
         ).ravel()
-        level = np.column_stack([before * (1 - size), after]).ravel()
+        level = np.column_stack([before * (1 - size), settled.after]).ravel()
         head = entry_bars[0]
         equity[head:] = np.repeat(level, lengths) + np.repeat(scale, lengths) * prices.close[head:]
-    times = prices.times
+    result = _assemble(prices, trades, settled, equity, exits)
+    peaks = running_peaks(equity)
+    result.metrics = metrics(result, peaks)
+    return result, peaks
+
+
+def _assemble(
+    prices: Prices, trades: _Trades, settled: _Settled, equity: np.ndarray, exits: Exits
+) -> BacktestResult:
+    count, times = len(prices), prices.times
+    entry_bars, exit_bars, reasons = trades.entry_bars, trades.exit_bars, trades.reasons
     last_bar = np.minimum(exit_bars, count - 1)
     exit_times = times[last_bar] + np.where(reasons == END_OF_SAMPLE, prices.bar_ns, 0)
-    result = BacktestResult(
+    gross, bars_held = settled.gross, settled.bars_held
+    return BacktestResult(
         times=times,
         equity_values=equity,
         trade_arrays={
             "entry_time": times[entry_bars],
-            "entry_price": entry_fill,
+            "entry_price": trades.entry_fill,
             "exit_time": exit_times,
-            "exit_price": exit_fill,
+            "exit_price": settled.exit_fill,
             "trade_return": gross - 1,
             "exit_reason": reasons,
             "bars_held": bars_held,
-            "profit": before * size * (gross - 1),  # in units of the starting equity
+            # in units of the starting equity
+            "profit": settled.before * exits.position_size * (gross - 1),
         },
         exposure=float(bars_held.sum() / count) if count else 0.0,
         bar_ns=prices.bar_ns,
         day_ends=prices.day_ends,
     )
-    result.metrics = metrics(result)
-    return result
-
-
-def _apply_stops(
-    prices: Prices,
-    entry_bars: np.ndarray,
-    entry_fill: np.ndarray,
-    exits: Exits,
-    exit_bars: np.ndarray,
-    reasons: np.ndarray,
-    exit_level: np.ndarray,
-) -> None:
-    """Moves each trade's exit to the first bar (from its entry bar on) whose low reaches the
-    stop or whose high reaches the target, in place."""
-    count = len(prices)
-    # Each bar's stop and target: the trade's while it is held, unreachable between trades.
-    lengths = np.column_stack(
-        [entry_bars - np.concatenate([[0], exit_bars[:-1]]), exit_bars - entry_bars]
-    ).ravel()
-    lengths = np.append(lengths, count - exit_bars[-1])
-    touched = np.zeros(count, dtype=bool)
-    stop = target = None
-    if exits.stop_loss_pct:
-        stop = entry_fill * (1 - exits.stop_loss_pct)
-        levels = np.append(np.column_stack([np.full(len(stop), -np.inf), stop]).ravel(), -np.inf)
-        touched |= prices.low <= np.repeat(levels, lengths)
-    if exits.take_profit_pct:
-        target = entry_fill * (1 + exits.take_profit_pct)
-        levels = np.append(np.column_stack([np.full(len(target), np.inf), target]).ravel(), np.inf)
-        touched |= prices.high >= np.repeat(levels, lengths)
-    hits = np.flatnonzero(touched)
-    if not len(hits):
-        return
-    trade = np.searchsorted(entry_bars, hits, side="right") - 1
-    first = np.concatenate([[True], trade[1:] != trade[:-1]])
-    bars, hit_trade = hits[first], trade[first]
-    opens = prices.open[bars]
-    by_stop = prices.low[bars] <= stop[hit_trade] if stop is not None else np.zeros(len(bars), bool)
-    exit_bars[hit_trade] = bars
-    reasons[hit_trade] = np.where(by_stop, STOP_LOSS, TAKE_PROFIT)
-    stop_fill = np.minimum(opens, stop[hit_trade]) if stop is not None else 0.0
-    target_fill = np.maximum(opens, target[hit_trade]) if target is not None else 0.0
-    exit_level[hit_trade] = np.where(by_stop, stop_fill, target_fill)

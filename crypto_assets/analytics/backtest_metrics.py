@@ -114,8 +114,14 @@ def drawdown_days(
     return float((marks_end - marks_start).max() / DAY_NS)
 
 
-def metrics(result: BacktestResult) -> dict[str, float | int]:
-    """METRIC_NAMES of one backtest."""
+def running_peaks(equity: np.ndarray) -> np.ndarray:
+    """The running maximum of 1.0 (the equity at the first open) then the equity at each close."""
+    return np.maximum.accumulate(np.concatenate([[1.0], equity]))
+
+
+def metrics(result: BacktestResult, peaks: np.ndarray | None = None) -> dict[str, float | int]:
+    """METRIC_NAMES of one backtest; ``peaks`` are its ``running_peaks`` when the caller has
+    them."""
     equity = result.equity_values
     if not len(equity):
         return {}
@@ -129,7 +135,7 @@ def metrics(result: BacktestResult) -> dict[str, float | int]:
     downside = np.sqrt(np.mean(np.minimum(returns, 0) ** 2)) if len(returns) else 0.0
     annual = np.sqrt(PERIODS_PER_YEAR)
     values = np.concatenate([[1.0], equity])
-    peak = np.maximum.accumulate(values)
+    peak = running_peaks(equity) if peaks is None else peaks
     max_drawdown = float((values / peak).min() - 1)
     trades = result.trade_arrays
     trade_returns, profit = trades["trade_return"], trades["profit"]
