@@ -180,12 +180,14 @@ def run_with_prefix(
         exit_bars[-1], reasons[-1], exit_level[-1] = end, END_OF_SAMPLE, prices.close[end - 1]
     prefix_trades = _Trades(entry_bars, trades.entry_fill[:kept], exit_bars, reasons, exit_level)
     settled = _settle(window, prefix_trades, costs, exits)
-    equity = full.equity_values[:end].copy()
+    # The steps that begin before ``end``; the one holding bar end - 1 shows the sold position.
+    kept_steps = int(np.searchsorted(full.step_starts, end))
+    steps = full.equity_steps[:kept_steps].copy()
     if kept and reasons[-1] == END_OF_SAMPLE:
-        equity[-1] = settled.after[-1]
-    prefix_peaks = peaks[: end + 1].copy()
-    prefix_peaks[-1] = max(prefix_peaks[-2], equity[-1])
-    prefix = _assemble(window, prefix_trades, settled, equity, exits)
+        steps[-1] = settled.after[-1]
+    prefix_peaks = peaks[: kept_steps + 1].copy()
+    prefix_peaks[-1] = max(prefix_peaks[-2], steps[-1])
+    prefix = _assemble(window, prefix_trades, settled, steps, full.step_starts[:kept_steps], exits)
     prefix.metrics = metrics(prefix, prefix_peaks)
     return full, prefix
 
@@ -255,31 +257,47 @@ def _settle(prices: Prices, trades: _Trades, costs: Costs, exits: Exits) -> _Set
 def _result(
     prices: Prices, trades: _Trades, costs: Costs, exits: Exits
 ) -> tuple[BacktestResult, np.ndarray]:
-    """The run's result, and the running peak of 1.0 then its equity."""
-    count = len(prices)
+    """The run's result, and the running peak of 1.0 then its equity's steps."""
     settled = _settle(prices, trades, costs, exits)
-    entry_bars, size = trades.entry_bars, exits.position_size
-    equity = np.ones(count)
-    if len(entry_bars):
-        # Bars before the first entry, then each trade's bars (marked at the close) and the
-        # cash bars after it: equity = level + scale x close on each piece.
-        next_entry = np.append(entry_bars[1:], count)
-        settle_bars, before = settled.settle_bars, settled.before
-        lengths = np.column_stack([settle_bars - entry_bars, next_entry - settle_bars]).ravel()
-        scale = np.column_stack(
-            [before * size / (trades.entry_fill * (1 + costs.fee)), np.zeros(len(entry_bars))]
-        ).ravel()
-        level = np.column_stack([before * (1 - size), settled.after]).ravel()
-        head = entry_bars[0]
-        equity[head:] = np.repeat(level, lengths) + np.repeat(scale, lengths) * prices.close[head:]
-    result = _assemble(prices, trades, settled, equity, exits)
-    peaks = running_peaks(equity)
+    steps, starts = _steps(prices, trades, settled, costs, exits)
+    result = _assemble(prices, trades, settled, steps, starts, exits)
+    peaks = running_peaks(steps)
     result.metrics = metrics(result, peaks)
     return result, peaks
 
 
+def _steps(
+    prices: Prices, trades: _Trades, settled: _Settled, costs: Costs, exits: Exits
+) -> tuple[np.ndarray, np.ndarray]:
+    """The equity's steps and their first bars: the bars before the first entry, then each
+    trade's bars one by one (marked at the close: level + scale x close) and the cash bars after
+    it as one step (level + 0 x close)."""
+    count, entry_bars = len(prices), trades.entry_bars
+    if not len(entry_bars):
+        return np.ones(min(count, 1)), np.zeros(min(count, 1), dtype=np.int64)
+    size, before, settle_bars = exits.position_size, settled.before, settled.settle_bars
+    in_cash = np.zeros(len(entry_bars))
+    piece_starts = np.column_stack([entry_bars, settle_bars]).ravel()
+    piece_steps = np.column_stack([settle_bars - entry_bars, in_cash + 1]).ravel().astype(np.int64)
+    level = np.column_stack([before * (1 - size), settled.after]).ravel()
+    scale = np.column_stack([before * size / (trades.entry_fill * (1 + costs.fee)), in_cash])
+    scale = scale.ravel()
+    if entry_bars[0] > 0:  # flat before the first entry
+        piece_starts, piece_steps = np.append(0, piece_starts), np.append(1, piece_steps)
+        level, scale = np.append(1.0, level), np.append(0.0, scale)
+    firsts = np.cumsum(piece_steps) - piece_steps
+    starts = np.arange(firsts[-1] + piece_steps[-1]) + np.repeat(piece_starts - firsts, piece_steps)
+    steps = np.repeat(level, piece_steps) + np.repeat(scale, piece_steps) * prices.close[starts]
+    return steps, starts
+
+
 def _assemble(
-    prices: Prices, trades: _Trades, settled: _Settled, equity: np.ndarray, exits: Exits
+    prices: Prices,
+    trades: _Trades,
+    settled: _Settled,
+    steps: np.ndarray,
+    starts: np.ndarray,
+    exits: Exits,
 ) -> BacktestResult:
     count, times = len(prices), prices.times
     entry_bars, exit_bars, reasons = trades.entry_bars, trades.exit_bars, trades.reasons
@@ -288,7 +306,8 @@ def _assemble(
     gross, bars_held = settled.gross, settled.bars_held
     return BacktestResult(
         times=times,
-        equity_values=equity,
+        equity_steps=steps,
+        step_starts=starts,
         trade_arrays={
             "entry_time": times[entry_bars],
             "entry_price": trades.entry_fill,

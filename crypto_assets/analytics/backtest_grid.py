@@ -28,7 +28,6 @@ from crypto_assets.analytics.backtest import (
 from crypto_assets.analytics.backtest_metrics import (
     METRIC_NAMES,
     BacktestResult,
-    daily_values,
     metrics,
     sharpe_of,
 )
@@ -155,7 +154,7 @@ def grid_results(
             if key not in helds:
                 helds[key] = held_positions(strategy, params, close)
             by_sample = _run_samples(windows, views, helds[key], costs, exits)
-            daily = daily_values(by_sample["full"])
+            daily = by_sample["full"].daily_values
             returns = daily[1:] / daily[:-1] - 1
             fold_scores.append([_score(sharpe_of(returns[:days])) for days in days_before])
             set_metrics.append({name: result.metrics for name, result in by_sample.items()})
@@ -247,7 +246,7 @@ def _walk_forward(
 
 def stitch(results: list[BacktestResult]) -> BacktestResult:
     """Consecutive runs as one: each starts with the equity the one before ended on."""
-    scale = np.cumprod([1.0] + [result.equity_values[-1] for result in results[:-1]])
+    scale = np.cumprod([1.0] + [result.equity_steps[-1] for result in results[:-1]])
     offsets = np.cumsum([0] + [len(result.times) for result in results[:-1]])
     trades = {
         name: np.concatenate([result.trade_arrays[name] for result in results])
@@ -262,8 +261,11 @@ def stitch(results: list[BacktestResult]) -> BacktestResult:
     count = sum(len(result.times) for result in results)
     stitched = BacktestResult(
         times=np.concatenate([result.times for result in results]),
-        equity_values=np.concatenate(
-            [result.equity_values * factor for result, factor in zip(results, scale, strict=True)]
+        equity_steps=np.concatenate(
+            [result.equity_steps * factor for result, factor in zip(results, scale, strict=True)]
+        ),
+        step_starts=np.concatenate(
+            [result.step_starts + offset for result, offset in zip(results, offsets, strict=True)]
         ),
         trade_arrays=trades,
         exposure=float(sum(result.exposure * len(result.times) for result in results) / count),

@@ -50,10 +50,16 @@ DAY_NS = np.int64(86_400 * 10**9)
 
 @dataclass
 class BacktestResult:
-    """Arrays of one backtest; the pandas views are built only when asked for."""
+    """Arrays of one backtest; the pandas views and the equity of every bar are built only when
+    asked for.
+
+    The equity is kept as steps: each bar in a position is a step of its own, each stretch of
+    bars in cash (where the equity stays put) one step. A grid's metrics then pass over the
+    bars in a position, not over every bar."""
 
     times: np.ndarray  # open_time of each bar, int64 ns
-    equity_values: np.ndarray  # equity at each bar's close
+    equity_steps: np.ndarray  # the equity at the close of each step's bars
+    step_starts: np.ndarray  # each step's first bar; the first step starts at bar 0
     trade_arrays: dict[str, np.ndarray]
     exposure: float  # share of bars holding a position
     bar_ns: np.int64
@@ -69,6 +75,22 @@ class BacktestResult:
         return pd.Timestamp(self.times[-1] + self.bar_ns)
 
     @cached_property
+    def step_ends(self) -> np.ndarray:
+        """Each step's last bar + 1."""
+        return np.append(self.step_starts[1:], len(self.times))
+
+    @cached_property
+    def daily_values(self) -> np.ndarray:
+        """Equity at each UTC day's last bar, preceded by 1.0 (the day before the first)."""
+        steps = np.searchsorted(self.step_starts, self.day_ends, side="right") - 1
+        return np.concatenate([[1.0], self.equity_steps[steps]])
+
+    @cached_property
+    def equity_values(self) -> np.ndarray:
+        """The equity at each bar's close."""
+        return np.repeat(self.equity_steps, self.step_ends - self.step_starts)
+
+    @cached_property
     def equity(self) -> pd.Series:
         index = pd.DatetimeIndex(self.times.astype("datetime64[ns]"))
         return pd.Series(self.equity_values, index=index, name="equity")
@@ -82,11 +104,6 @@ class BacktestResult:
         return frame
 
 
-def daily_values(result: BacktestResult) -> np.ndarray:
-    """Equity at each UTC day's last bar, preceded by 1.0 (the day before the first)."""
-    return np.concatenate([[1.0], result.equity_values[result.day_ends]])
-
-
 def sharpe_of(returns: np.ndarray) -> float:
     """Annualised Sharpe of daily returns (NaN when it cannot be ranked)."""
     if len(returns) < 2:
@@ -96,13 +113,20 @@ def sharpe_of(returns: np.ndarray) -> float:
 
 
 def drawdown_days(
-    times: np.ndarray, bar_ns: np.int64, values: np.ndarray, peak: np.ndarray
+    times: np.ndarray,
+    bar_ns: np.int64,
+    values: np.ndarray,
+    peak: np.ndarray,
+    last_marks: np.ndarray,
 ) -> float:
     """The longest time under a previous peak, in days: from the close of the peak to the close
     that regains it, or to the sample's end if none does. ``values`` are 1.0 at the first open,
-    then the equity at each bar's close; ``peak`` their running maximum."""
-    peaks = np.flatnonzero(values >= peak)
-    ends = np.append(peaks[1:], len(values) - 1)
+    then the equity of each step; ``peak`` their running maximum; ``last_marks`` the mark each value
+    holds through to: 0 for the first open, i for the close of bar i - 1 (a step's last bar)."""
+    at_peak = np.flatnonzero(values >= peak)
+    # A peak held through a step lasts to its last bar; the next peak begins at its first.
+    peaks = last_marks[at_peak]
+    ends = np.append(last_marks[at_peak[1:] - 1] + 1, len(times))
     spells = ends - peaks > 1
     spells[-1] = ends[-1] > peaks[-1]  # under water at the end
     if not spells.any():
@@ -114,28 +138,28 @@ def drawdown_days(
     return float((marks_end - marks_start).max() / DAY_NS)
 
 
-def running_peaks(equity: np.ndarray) -> np.ndarray:
-    """The running maximum of 1.0 (the equity at the first open) then the equity at each close."""
-    return np.maximum.accumulate(np.concatenate([[1.0], equity]))
+def running_peaks(steps: np.ndarray) -> np.ndarray:
+    """The running maximum of 1.0 (the equity at the first open) then the equity's steps."""
+    return np.maximum.accumulate(np.concatenate([[1.0], steps]))
 
 
 def metrics(result: BacktestResult, peaks: np.ndarray | None = None) -> dict[str, float | int]:
     """METRIC_NAMES of one backtest; ``peaks`` are its ``running_peaks`` when the caller has
-    them."""
-    equity = result.equity_values
-    if not len(equity):
+    them. A step's bars share one value, so the drawdowns of the steps are those of the bars."""
+    steps = result.equity_steps
+    if not len(result.times):
         return {}
-    daily = daily_values(result)
+    daily = result.daily_values
     returns = daily[1:] / daily[:-1] - 1
-    total_return = float(equity[-1] - 1)
+    total_return = float(steps[-1] - 1)
     span_days = (result.times[-1] + result.bar_ns - result.times[0]) / DAY_NS
     cagr = float("nan")
     if span_days >= MIN_ANNUALISED_DAYS:
         cagr = float((1 + total_return) ** (PERIODS_PER_YEAR / span_days) - 1)
     downside = np.sqrt(np.mean(np.minimum(returns, 0) ** 2)) if len(returns) else 0.0
     annual = np.sqrt(PERIODS_PER_YEAR)
-    values = np.concatenate([[1.0], equity])
-    peak = running_peaks(equity) if peaks is None else peaks
+    values = np.concatenate([[1.0], steps])
+    peak = running_peaks(steps) if peaks is None else peaks
     max_drawdown = float((values / peak).min() - 1)
     trades = result.trade_arrays
     trade_returns, profit = trades["trade_return"], trades["profit"]
@@ -146,7 +170,9 @@ def metrics(result: BacktestResult, peaks: np.ndarray | None = None) -> dict[str
         "sharpe": sharpe_of(returns),
         "sortino": float(returns.mean() / downside * annual) if downside > 0 else float("nan"),
         "max_drawdown": max_drawdown,
-        "max_drawdown_days": drawdown_days(result.times, result.bar_ns, values, peak),
+        "max_drawdown_days": drawdown_days(
+            result.times, result.bar_ns, values, peak, np.append(0, result.step_ends)
+        ),
         "calmar": float(cagr / -max_drawdown) if max_drawdown < 0 else float("nan"),
         "win_rate": float((trade_returns > 0).mean()) if len(trade_returns) else float("nan"),
         "trades": len(trade_returns),

@@ -16,41 +16,50 @@ from crypto_assets.analytics.backtest_metrics import STOP_LOSS, TAKE_PROFIT
 @dataclass(frozen=True)
 class Reach:
     """The lowest low and the lowest negated high of every run of 1, 2, 4 ... bars:
-    ``lows[k][i]`` is ``min(low[i : i + 2**k])`` (a sparse table), padded to one past the last
+    ``lows[k, i]`` is ``min(low[i : i + 2**k])`` (a sparse table), padded to one past the last
     bar so that no lookup needs clipping."""
 
-    lows: list[np.ndarray]
-    negated_highs: list[np.ndarray]
+    lows: np.ndarray
+    negated_highs: np.ndarray
 
     @classmethod
     def of(cls, low: np.ndarray, high: np.ndarray) -> "Reach":
         return cls(_sparse_minima(low), _sparse_minima(-high))
 
 
-def _sparse_minima(values: np.ndarray) -> list[np.ndarray]:
+def _sparse_minima(values: np.ndarray) -> np.ndarray:
     count = len(values)
-    tables, span = [np.append(values, np.inf)], 1
-    while 2 * span <= count:
-        previous = tables[-1]
-        table = np.full(count + 1, np.inf)
-        np.minimum(previous[: count - span], previous[span:count], out=table[: count - span])
-        tables.append(table)
-        span *= 2
+    tables = np.full((max(count, 1).bit_length(), count + 1), np.inf)
+    tables[0, :count] = values
+    for power in range(1, len(tables)):
+        span = 1 << (power - 1)
+        previous = tables[power - 1]
+        np.minimum(
+            previous[: count - span], previous[span:count], out=tables[power, : count - span]
+        )
     return tables
 
 
 def first_at_or_below(
-    tables: list[np.ndarray], starts: np.ndarray, levels: np.ndarray, limits: np.ndarray
+    tables: np.ndarray, starts: np.ndarray, levels: np.ndarray, limits: np.ndarray
 ) -> np.ndarray:
-    """For each trade, the first bar i from ``starts`` on whose value is at or below its level,
-    or its limit when none is before it: every bar passed over is above the level, so the
-    comparisons are the bar-by-bar ones, exactly."""
-    position = starts.copy()
-    longest = int((limits - starts).max(initial=0))
-    for power in range(min(longest.bit_length(), len(tables)) - 1, -1, -1):
+    """For each trade, the first bar i from ``starts`` on (``starts < limits``) whose value is at
+    or below its level, or its limit when none is before it. Every bar passed over is above the
+    level, so the comparisons are the bar-by-bar ones, exactly."""
+    found = limits.copy()
+    # Each trade's lowest value, from two runs of 2**k bars that cover its bars: only the trades
+    # that reach their level are searched.
+    powers = np.frexp(limits - starts)[1] - 1
+    lowest = np.minimum(tables[powers, starts], tables[powers, limits - (1 << powers)])
+    reached = np.flatnonzero(lowest <= levels)
+    if not len(reached):
+        return found
+    position, levels, limits = starts[reached], levels[reached], limits[reached]
+    for power in range(int(powers[reached].max()), -1, -1):
         span = 1 << power
         position += span * ((position + span <= limits) & (tables[power][position] > levels))
-    return position
+    found[reached] = position
+    return found
 
 
 def apply_stops(
