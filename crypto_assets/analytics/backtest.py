@@ -1,4 +1,5 @@
-"""A vectorised long/flat backtest engine (spot: no shorts, no leverage) and its metrics.
+"""A vectorised long/flat backtest engine (spot: no shorts, no leverage); its result and metrics
+are in ``backtest_metrics``.
 
 Conventions, written down once:
 
@@ -16,55 +17,30 @@ Conventions, written down once:
   assumed to have come first (the conservative order; backtesting.py does the same).
 - A signal exit sells at the next bar's open before that bar is watched for a stop. A position
   still open at the end of the sample is sold at the last bar's close (``end_of_sample``).
-- Equity is marked to market at every bar's close. Max drawdown and ``max_drawdown_days`` come
-  from that series (1.0 before the first bar). Sharpe and Sortino use daily returns (the equity
-  at each UTC day's last bar, 1.0 on the day before the first), 365 periods a year, risk-free
-  rate 0, sample standard deviation (ddof 1); Sortino divides by sqrt(mean(min(r, 0)^2)).
-  CAGR compounds over the sample's calendar length and, like Calmar (CAGR / |max drawdown|), is
-  NaN (NULL) for a sample shorter than 90 days.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-PERIODS_PER_YEAR = 365
-MIN_ANNUALISED_DAYS = 90
+from crypto_assets.analytics.backtest_metrics import (
+    DAY_NS,
+    END_OF_SAMPLE,
+    SIGNAL,
+    BacktestResult,
+    metrics,
+    running_peaks,
+)
+from crypto_assets.analytics.backtest_stops import Reach, apply_stops
+
 DEFAULT_FEE_BPS = 10.0  # Binance spot's base taker/maker rate, each side
 DEFAULT_SLIPPAGE_BPS = 5.0
 MAX_COST_BPS = 1_000.0
 """10% a side: far above any exchange's fee or a liquid market's slippage; more is a typo."""
-EXIT_REASONS = ("signal", "stop_loss", "take_profit", "end_of_sample")
-SIGNAL, STOP_LOSS, TAKE_PROFIT, END_OF_SAMPLE = range(4)
-TRADE_COLUMNS = (
-    "entry_time",
-    "entry_price",
-    "exit_time",
-    "exit_price",
-    "trade_return",
-    "exit_reason",
-    "bars_held",
-)
-METRIC_NAMES = (
-    "total_return",
-    "cagr",
-    "sharpe",
-    "sortino",
-    "max_drawdown",
-    "max_drawdown_days",
-    "calmar",
-    "win_rate",
-    "trades",
-    "exposure",
-    "profit_factor",
-    "avg_trade_return",
-    "avg_bars_held",
-    "max_consecutive_losses",
-)
-DAY_NS = np.int64(86_400 * 10**9)
 
 
 @dataclass(frozen=True)
@@ -161,39 +137,10 @@ class Prices:
         days = self.times // DAY_NS
         return np.flatnonzero(np.append(days[1:] != days[:-1], True))
 
-
-@dataclass
-class BacktestResult:
-    """Arrays of one backtest; the pandas views are built only when asked for."""
-
-    times: np.ndarray  # open_time of each bar, int64 ns
-    equity_values: np.ndarray  # equity at each bar's close
-    trade_arrays: dict[str, np.ndarray]
-    exposure: float  # share of bars holding a position
-    bar_ns: np.int64
-    day_ends: np.ndarray
-    metrics: dict[str, float | int] = field(default_factory=dict)
-
-    @property
-    def start(self) -> pd.Timestamp:
-        return pd.Timestamp(self.times[0])
-
-    @property
-    def end(self) -> pd.Timestamp:
-        return pd.Timestamp(self.times[-1] + self.bar_ns)
-
     @cached_property
-    def equity(self) -> pd.Series:
-        index = pd.DatetimeIndex(self.times.astype("datetime64[ns]"))
-        return pd.Series(self.equity_values, index=index, name="equity")
-
-    @cached_property
-    def trades(self) -> pd.DataFrame:
-        frame = pd.DataFrame({name: self.trade_arrays[name] for name in TRADE_COLUMNS})
-        for name in ("entry_time", "exit_time"):
-            frame[name] = frame[name].astype("datetime64[ns]")
-        frame["exit_reason"] = np.asarray(EXIT_REASONS, dtype=object)[frame["exit_reason"]]
-        return frame
+    def reach(self) -> Reach:
+        """The bars indexed for finding where stops and targets are touched."""
+        return Reach.of(self.low, self.high)
 
 
 def positions_from_signal(signal: np.ndarray) -> np.ndarray:
@@ -209,6 +156,62 @@ def run(
 ) -> BacktestResult:
     """Equity and trades of following ``held`` (the position the signal asks for through each
     bar), with the stops, targets and sizing of ``exits``."""
+    return _result(prices, _trades(prices, held, costs, exits), costs, exits)[0]
+
+
+def run_with_prefix(
+    prices: Prices, window: Prices, held: np.ndarray, costs: Costs, exits: Exits
+) -> tuple[BacktestResult, BacktestResult]:
+    """``run`` on all the bars, and on ``window``: ``prices.window(0, end)``, 0 < end, made once
+    by the caller for all its runs.
+
+    A run is causal: on the first bars it is the same run, except that the trade still open at
+    bar ``end`` is sold at the close of bar ``end - 1`` and that bar shows the cash. So the
+    shorter run is taken from the longer one's equity and running peak, not run again: equal to
+    ``run(prices.window(0, end), held[:end], costs, exits)`` to the last bit, and a third of a
+    grid's passes over the bars fewer."""
+    end = len(window)
+    trades = _trades(prices, held, costs, exits)
+    full, peaks = _result(prices, trades, costs, exits)
+    kept = int(np.searchsorted(trades.entry_bars, end))
+    entry_bars, exit_bars = trades.entry_bars[:kept], trades.exit_bars[:kept].copy()
+    reasons, exit_level = trades.reasons[:kept].copy(), trades.exit_level[:kept].copy()
+    if kept and exit_bars[-1] >= end:
+        exit_bars[-1], reasons[-1], exit_level[-1] = end, END_OF_SAMPLE, prices.close[end - 1]
+    prefix_trades = _Trades(entry_bars, trades.entry_fill[:kept], exit_bars, reasons, exit_level)
+    settled = _settle(window, prefix_trades, costs, exits)
+    # The steps that begin before ``end``; the one holding bar end - 1 shows the sold position.
+    kept_steps = int(np.searchsorted(full.step_starts, end))
+    steps = full.equity_steps[:kept_steps].copy()
+    if kept and reasons[-1] == END_OF_SAMPLE:
+        steps[-1] = settled.after[-1]
+    prefix_peaks = peaks[: kept_steps + 1].copy()
+    prefix_peaks[-1] = max(prefix_peaks[-2], steps[-1])
+    prefix = _assemble(window, prefix_trades, settled, steps, full.step_starts[:kept_steps], exits)
+    prefix.metrics = metrics(prefix, prefix_peaks)
+    return full, prefix
+
+
+class _Trades(NamedTuple):
+    """Each round trip's bars and prices before costs; exits are final (stops applied)."""
+
+    entry_bars: np.ndarray
+    entry_fill: np.ndarray
+    exit_bars: np.ndarray  # the bar a trade is sold in; len(prices) when at the end
+    reasons: np.ndarray
+    exit_level: np.ndarray  # the sale's price before slippage
+
+
+class _Settled(NamedTuple):
+    exit_fill: np.ndarray
+    gross: np.ndarray  # the position's growth, fees and slippage included
+    settle_bars: np.ndarray  # the bar whose close first shows the trade settled in cash
+    bars_held: np.ndarray
+    before: np.ndarray  # equity before each trade, in units of the starting equity
+    after: np.ndarray
+
+
+def _trades(prices: Prices, held: np.ndarray, costs: Costs, exits: Exits) -> _Trades:
     count = len(prices)
     held = np.asarray(held, dtype=bool)
     changes = np.flatnonzero(np.diff(held, prepend=False))  # flat first: entry, exit, entry ...
@@ -223,181 +226,100 @@ def run(
         prices.close[count - 1] if count else np.nan,
     )
     if len(entry_bars) and (exits.stop_loss_pct or exits.take_profit_pct):
-        _apply_stops(prices, entry_bars, entry_fill, exits, exit_bars, reasons, exit_level)
-    exit_fill = exit_level * (1 - costs.slippage)
-    # The bar whose close first shows the trade settled in cash.
+        apply_stops(
+            prices.reach,
+            prices.open,
+            prices.low,
+            entry_bars,
+            entry_fill,
+            exits.stop_loss_pct,
+            exits.take_profit_pct,
+            exit_bars,
+            reasons,
+            exit_level,
+        )
+    return _Trades(entry_bars, entry_fill, exit_bars, reasons, exit_level)
+
+
+def _settle(prices: Prices, trades: _Trades, costs: Costs, exits: Exits) -> _Settled:
+    count = len(prices)
+    entry_bars, exit_bars, reasons = trades.entry_bars, trades.exit_bars, trades.reasons
+    exit_fill = trades.exit_level * (1 - costs.slippage)
     settle_bars = np.where(reasons == SIGNAL, exit_bars, np.minimum(exit_bars, count - 1))
     bars_held = settle_bars - entry_bars + (reasons != SIGNAL)
-    gross = exit_fill * (1 - costs.fee) / (entry_fill * (1 + costs.fee))
+    gross = exit_fill * (1 - costs.fee) / (trades.entry_fill * (1 + costs.fee))
     size = exits.position_size
     after = np.cumprod(1 - size + size * gross)
     before = np.concatenate([[1.0], after[:-1]])
-    equity = np.ones(count)
-    if len(entry_bars):
-        # Bars before the first entry, then each trade's bars (marked at the close) and the
-        # cash bars after it: equity = level + scale x close on each piece.
-        next_entry = np.append(entry_bars[1:], count)
-        lengths = np.column_stack([settle_bars - entry_bars, next_entry - settle_bars]).ravel()
-        scale = np.column_stack(
-            [before * size / (entry_fill * (1 + costs.fee)), np.zeros(len(entry_bars))]
-        ).ravel()
-        level = np.column_stack([before * (1 - size), after]).ravel()
-        head = entry_bars[0]
-        equity[head:] = np.repeat(level, lengths) + np.repeat(scale, lengths) * prices.close[head:]
-    times = prices.times
+    return _Settled(exit_fill, gross, settle_bars, bars_held, before, after)
+
+
+def _result(
+    prices: Prices, trades: _Trades, costs: Costs, exits: Exits
+) -> tuple[BacktestResult, np.ndarray]:
+    """The run's result, and the running peak of 1.0 then its equity's steps."""
+    settled = _settle(prices, trades, costs, exits)
+    steps, starts = _steps(prices, trades, settled, costs, exits)
+    result = _assemble(prices, trades, settled, steps, starts, exits)
+    peaks = running_peaks(steps)
+    result.metrics = metrics(result, peaks)
+    return result, peaks
+
+
+def _steps(
+    prices: Prices, trades: _Trades, settled: _Settled, costs: Costs, exits: Exits
+) -> tuple[np.ndarray, np.ndarray]:
+    """The equity's steps and their first bars: the bars before the first entry, then each
+    trade's bars one by one (marked at the close: level + scale x close) and the cash bars after
+    it as one step (level + 0 x close)."""
+    count, entry_bars = len(prices), trades.entry_bars
+    if not len(entry_bars):
+        return np.ones(min(count, 1)), np.zeros(min(count, 1), dtype=np.int64)
+    size, before, settle_bars = exits.position_size, settled.before, settled.settle_bars
+    in_cash = np.zeros(len(entry_bars))
+    piece_starts = np.column_stack([entry_bars, settle_bars]).ravel()
+    piece_steps = np.column_stack([settle_bars - entry_bars, in_cash + 1]).ravel().astype(np.int64)
+    level = np.column_stack([before * (1 - size), settled.after]).ravel()
+    scale = np.column_stack([before * size / (trades.entry_fill * (1 + costs.fee)), in_cash])
+    scale = scale.ravel()
+    if entry_bars[0] > 0:  # flat before the first entry
+        piece_starts, piece_steps = np.append(0, piece_starts), np.append(1, piece_steps)
+        level, scale = np.append(1.0, level), np.append(0.0, scale)
+    firsts = np.cumsum(piece_steps) - piece_steps
+    starts = np.arange(firsts[-1] + piece_steps[-1]) + np.repeat(piece_starts - firsts, piece_steps)
+    steps = np.repeat(level, piece_steps) + np.repeat(scale, piece_steps) * prices.close[starts]
+    return steps, starts
+
+
+def _assemble(
+    prices: Prices,
+    trades: _Trades,
+    settled: _Settled,
+    steps: np.ndarray,
+    starts: np.ndarray,
+    exits: Exits,
+) -> BacktestResult:
+    count, times = len(prices), prices.times
+    entry_bars, exit_bars, reasons = trades.entry_bars, trades.exit_bars, trades.reasons
     last_bar = np.minimum(exit_bars, count - 1)
     exit_times = times[last_bar] + np.where(reasons == END_OF_SAMPLE, prices.bar_ns, 0)
-    result = BacktestResult(
+    gross, bars_held = settled.gross, settled.bars_held
+    return BacktestResult(
         times=times,
-        equity_values=equity,
+        equity_steps=steps,
+        step_starts=starts,
         trade_arrays={
             "entry_time": times[entry_bars],
-            "entry_price": entry_fill,
+            "entry_price": trades.entry_fill,
             "exit_time": exit_times,
-            "exit_price": exit_fill,
+            "exit_price": settled.exit_fill,
             "trade_return": gross - 1,
             "exit_reason": reasons,
             "bars_held": bars_held,
-            "profit": before * size * (gross - 1),  # in units of the starting equity
+            # in units of the starting equity
+            "profit": settled.before * exits.position_size * (gross - 1),
         },
         exposure=float(bars_held.sum() / count) if count else 0.0,
         bar_ns=prices.bar_ns,
         day_ends=prices.day_ends,
-    )
-    result.metrics = metrics(result)
-    return result
-
-
-def _apply_stops(
-    prices: Prices,
-    entry_bars: np.ndarray,
-    entry_fill: np.ndarray,
-    exits: Exits,
-    exit_bars: np.ndarray,
-    reasons: np.ndarray,
-    exit_level: np.ndarray,
-) -> None:
-    """Moves each trade's exit to the first bar (from its entry bar on) whose low reaches the
-    stop or whose high reaches the target, in place."""
-    count = len(prices)
-    # Each bar's stop and target: the trade's while it is held, unreachable between trades.
-    lengths = np.column_stack(
-        [entry_bars - np.concatenate([[0], exit_bars[:-1]]), exit_bars - entry_bars]
-    ).ravel()
-    lengths = np.append(lengths, count - exit_bars[-1])
-    touched = np.zeros(count, dtype=bool)
-    stop = target = None
-    if exits.stop_loss_pct:
-        stop = entry_fill * (1 - exits.stop_loss_pct)
-        levels = np.append(np.column_stack([np.full(len(stop), -np.inf), stop]).ravel(), -np.inf)
-        touched |= prices.low <= np.repeat(levels, lengths)
-    if exits.take_profit_pct:
-        target = entry_fill * (1 + exits.take_profit_pct)
-        levels = np.append(np.column_stack([np.full(len(target), np.inf), target]).ravel(), np.inf)
-        touched |= prices.high >= np.repeat(levels, lengths)
-    hits = np.flatnonzero(touched)
-    if not len(hits):
-        return
-    trade = np.searchsorted(entry_bars, hits, side="right") - 1
-    first = np.concatenate([[True], trade[1:] != trade[:-1]])
-    bars, hit_trade = hits[first], trade[first]
-    opens = prices.open[bars]
-    by_stop = prices.low[bars] <= stop[hit_trade] if stop is not None else np.zeros(len(bars), bool)
-    exit_bars[hit_trade] = bars
-    reasons[hit_trade] = np.where(by_stop, STOP_LOSS, TAKE_PROFIT)
-    stop_fill = np.minimum(opens, stop[hit_trade]) if stop is not None else 0.0
-    target_fill = np.maximum(opens, target[hit_trade]) if target is not None else 0.0
-    exit_level[hit_trade] = np.where(by_stop, stop_fill, target_fill)
-
-
-def daily_values(result: BacktestResult) -> np.ndarray:
-    """Equity at each UTC day's last bar, preceded by 1.0 (the day before the first)."""
-    return np.concatenate([[1.0], result.equity_values[result.day_ends]])
-
-
-def sharpe_of(returns: np.ndarray) -> float:
-    """Annualised Sharpe of daily returns (NaN when it cannot be ranked)."""
-    if len(returns) < 2:
-        return float("nan")
-    std = returns.std(ddof=1)
-    return float(returns.mean() / std * np.sqrt(PERIODS_PER_YEAR)) if std > 0 else float("nan")
-
-
-def drawdown_days(
-    times: np.ndarray, bar_ns: np.int64, values: np.ndarray, peak: np.ndarray
-) -> float:
-    """The longest time under a previous peak, in days: from the close of the peak to the close
-    that regains it, or to the sample's end if none does. ``values`` are 1.0 at the first open,
-    then the equity at each bar's close; ``peak`` their running maximum."""
-    peaks = np.flatnonzero(values >= peak)
-    ends = np.append(peaks[1:], len(values) - 1)
-    spells = ends - peaks > 1
-    spells[-1] = ends[-1] > peaks[-1]  # under water at the end
-    if not spells.any():
-        return 0.0
-    start, end = peaks[spells], ends[spells]
-    # values[i] is marked at the first open (i = 0) or at the close of bar i - 1.
-    marks_end = times[end - 1] + bar_ns
-    marks_start = np.where(start > 0, times[np.maximum(start - 1, 0)] + bar_ns, times[0])
-    return float((marks_end - marks_start).max() / DAY_NS)
-
-
-def metrics(result: BacktestResult) -> dict[str, float | int]:
-    """METRIC_NAMES of one backtest."""
-    equity = result.equity_values
-    if not len(equity):
-        return {}
-    daily = daily_values(result)
-    returns = daily[1:] / daily[:-1] - 1
-    total_return = float(equity[-1] - 1)
-    span_days = (result.times[-1] + result.bar_ns - result.times[0]) / DAY_NS
-    cagr = float("nan")
-    if span_days >= MIN_ANNUALISED_DAYS:
-        cagr = float((1 + total_return) ** (PERIODS_PER_YEAR / span_days) - 1)
-    downside = np.sqrt(np.mean(np.minimum(returns, 0) ** 2)) if len(returns) else 0.0
-    annual = np.sqrt(PERIODS_PER_YEAR)
-    values = np.concatenate([[1.0], equity])
-    peak = np.maximum.accumulate(values)
-    max_drawdown = float((values / peak).min() - 1)
-    trades = result.trade_arrays
-    trade_returns, profit = trades["trade_return"], trades["profit"]
-    losses = -profit[profit < 0].sum()
-    return {
-        "total_return": total_return,
-        "cagr": cagr,
-        "sharpe": sharpe_of(returns),
-        "sortino": float(returns.mean() / downside * annual) if downside > 0 else float("nan"),
-        "max_drawdown": max_drawdown,
-        "max_drawdown_days": drawdown_days(result.times, result.bar_ns, values, peak),
-        "calmar": float(cagr / -max_drawdown) if max_drawdown < 0 else float("nan"),
-        "win_rate": float((trade_returns > 0).mean()) if len(trade_returns) else float("nan"),
-        "trades": len(trade_returns),
-        "exposure": result.exposure,
-        "profit_factor": float(profit[profit > 0].sum() / losses) if losses > 0 else float("nan"),
-        "avg_trade_return": float(trade_returns.mean()) if len(trade_returns) else float("nan"),
-        "avg_bars_held": float(trades["bars_held"].mean()) if len(trade_returns) else float("nan"),
-        "max_consecutive_losses": longest_run(trade_returns < 0),
-    }
-
-
-def longest_run(flags: np.ndarray) -> int:
-    """The longest run of True."""
-    if not flags.any():
-        return 0
-    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
-    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
-
-
-def daily_equity(result: BacktestResult) -> pd.DataFrame:
-    """One row per UTC day: the equity at its last bar and the deepest drawdown of its bars."""
-    equity = result.equity_values
-    drawdown = equity / np.maximum.accumulate(np.append(1.0, equity))[1:] - 1
-    firsts = np.concatenate([[0], result.day_ends[:-1] + 1])
-    days = (result.times[result.day_ends] // DAY_NS * DAY_NS).astype("datetime64[ns]")
-    return pd.DataFrame(
-        {
-            "day": days,
-            "equity": equity[result.day_ends],
-            "drawdown": np.minimum.reduceat(drawdown, firsts),
-        }
     )

@@ -13,14 +13,9 @@ from crypto_assets.analytics.assets import (
     btcusdt_bars,
     replace_whole_tables,
 )
-from crypto_assets.analytics.backtest import (
-    DEFAULT_FEE_BPS,
-    DEFAULT_SLIPPAGE_BPS,
-    TRADE_COLUMNS,
-    Costs,
-    daily_equity,
-)
+from crypto_assets.analytics.backtest import DEFAULT_FEE_BPS, DEFAULT_SLIPPAGE_BPS, Costs
 from crypto_assets.analytics.backtest_grid import BACKTEST_COLUMNS, DEFAULT_FOLDS, grid_results
+from crypto_assets.analytics.backtest_metrics import TRADE_COLUMNS, daily_equity
 from crypto_assets.analytics.series import gaps, newest_stretch
 from crypto_assets.analytics.strategies import DEFAULT_GRIDS, SIGNALS, Grid
 from crypto_assets.analytics.structure_assets import png_markdown

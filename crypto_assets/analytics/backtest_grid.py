@@ -18,15 +18,17 @@ import pandas as pd
 
 from crypto_assets.analytics.backtest import (
     DEFAULT_COSTS,
-    METRIC_NAMES,
     NO_EXITS,
-    BacktestResult,
     Costs,
     Exits,
     Prices,
-    daily_values,
-    metrics,
     run,
+    run_with_prefix,
+)
+from crypto_assets.analytics.backtest_metrics import (
+    METRIC_NAMES,
+    BacktestResult,
+    metrics,
     sharpe_of,
 )
 from crypto_assets.analytics.strategies import (
@@ -133,6 +135,10 @@ def grid_results(
     bounds = list(zip(starts, [*starts[1:], len(prices)][: len(starts)], strict=True))
     fold_views = [prices.window(start, end) for start, end in bounds]
     days_before = [int(np.searchsorted(prices.day_ends, start)) for start in starts]
+    spans = {
+        name: (pd.Timestamp(view.times[0]), pd.Timestamp(view.times[-1] + view.bar_ns))
+        for name, view in views.items()
+    }
     rows: list[dict] = []
     chosen: list[Chosen] = []
     hold_returns: dict[str, float] = {}
@@ -140,36 +146,51 @@ def grid_results(
         grid = grids.get(strategy)
         sets = _sets(strategy, grid)
         helds: dict[str, np.ndarray] = {}
-        results, fold_scores = [], []
+        # Only the metrics are kept: the selected set is run again for its trades and equity.
+        set_metrics: list[dict[str, dict]] = []
+        fold_scores = []
         for params, exits in sets:
             key = params_text(params)
             if key not in helds:
                 helds[key] = held_positions(strategy, params, close)
-            held = helds[key]
-            by_sample = {
-                sample.name: run(views[sample.name], held[sample.start : sample.end], costs, exits)
-                for sample in windows
-            }
-            daily = daily_values(by_sample["full"])
+            by_sample = _run_samples(windows, views, helds[key], costs, exits)
+            daily = by_sample["full"].daily_values
             returns = daily[1:] / daily[:-1] - 1
             fold_scores.append([_score(sharpe_of(returns[:days])) for days in days_before])
-            results.append(by_sample)
-        in_sample = [_score(r["in_sample"].metrics["sharpe"]) for r in results if "in_sample" in r]
+            set_metrics.append({name: result.metrics for name, result in by_sample.items()})
+        in_sample = [_score(m["in_sample"]["sharpe"]) for m in set_metrics if "in_sample" in m]
         best = int(np.argmax(in_sample)) if np.isfinite(max(in_sample, default=-np.inf)) else None
-        for index, ((params, exits), by_sample) in enumerate(zip(sets, results, strict=True)):
+        for index, ((params, exits), by_sample) in enumerate(zip(sets, set_metrics, strict=True)):
             text = params_text(params, exits if grid is not None else None)
-            for name, result in by_sample.items():
+            for name, values in by_sample.items():
+                selected = index == best
                 rows.append(
-                    _row(strategy, text, timeframe, name, result, exits, costs, index == best)
+                    _row(
+                        strategy, text, timeframe, name, spans[name], values, exits, costs, selected
+                    )
                 )
-            if index == best:
-                chosen += [
-                    Chosen(strategy, text, name, result) for name, result in by_sample.items()
-                ]
+        if best is not None:
+            params, exits = sets[best]
+            text = params_text(params, exits if grid is not None else None)
+            by_sample = _run_samples(windows, views, helds[params_text(params)], costs, exits)
+            chosen += [Chosen(strategy, text, name, result) for name, result in by_sample.items()]
         if starts:
             text, result = _walk_forward(sets, helds, fold_scores, bounds, fold_views, costs, grid)
             ranked = any(pick is not None for pick in json.loads(text).values())
-            rows.append(_row(strategy, text, timeframe, WALK_FORWARD, result, None, costs, ranked))
+            span = (result.start, result.end)
+            rows.append(
+                _row(
+                    strategy,
+                    text,
+                    timeframe,
+                    WALK_FORWARD,
+                    span,
+                    result.metrics,
+                    None,
+                    costs,
+                    ranked,
+                )
+            )
             chosen.append(Chosen(strategy, text, WALK_FORWARD, result))
         if strategy == "buy_and_hold":
             hold_returns = {row["sample"]: row["total_return"] for row in rows}
@@ -178,6 +199,23 @@ def grid_results(
     table[exit_columns] = table[exit_columns].astype(float)  # NULL, not text, where none
     table["excess_return"] = table["total_return"] - table["sample"].map(hold_returns)
     return GridOutcome(table, chosen)
+
+
+def _run_samples(
+    windows: list[Sample], views: dict[str, Prices], held: np.ndarray, costs: Costs, exits: Exits
+) -> dict[str, BacktestResult]:
+    """One set's run on every sample; in-sample, the first bars of the full stretch, is taken
+    from the full run rather than run again."""
+    results = {}
+    if "in_sample" in views:
+        results["full"], results["in_sample"] = run_with_prefix(
+            views["full"], views["in_sample"], held, costs, exits
+        )
+    for sample in windows:
+        if sample.name not in results:
+            view = views[sample.name]
+            results[sample.name] = run(view, held[sample.start : sample.end], costs, exits)
+    return {sample.name: results[sample.name] for sample in windows}
 
 
 def _walk_forward(
@@ -208,7 +246,7 @@ def _walk_forward(
 
 def stitch(results: list[BacktestResult]) -> BacktestResult:
     """Consecutive runs as one: each starts with the equity the one before ended on."""
-    scale = np.cumprod([1.0] + [result.equity_values[-1] for result in results[:-1]])
+    scale = np.cumprod([1.0] + [result.equity_steps[-1] for result in results[:-1]])
     offsets = np.cumsum([0] + [len(result.times) for result in results[:-1]])
     trades = {
         name: np.concatenate([result.trade_arrays[name] for result in results])
@@ -223,8 +261,11 @@ def stitch(results: list[BacktestResult]) -> BacktestResult:
     count = sum(len(result.times) for result in results)
     stitched = BacktestResult(
         times=np.concatenate([result.times for result in results]),
-        equity_values=np.concatenate(
-            [result.equity_values * factor for result, factor in zip(results, scale, strict=True)]
+        equity_steps=np.concatenate(
+            [result.equity_steps * factor for result, factor in zip(results, scale, strict=True)]
+        ),
+        step_starts=np.concatenate(
+            [result.step_starts + offset for result, offset in zip(results, offsets, strict=True)]
         ),
         trade_arrays=trades,
         exposure=float(sum(result.exposure * len(result.times) for result in results) / count),
@@ -242,7 +283,8 @@ def _row(
     params: str,
     timeframe: str,
     sample: str,
-    result: BacktestResult,
+    span: tuple[pd.Timestamp, pd.Timestamp],
+    values: dict[str, float | int],
     exits: Exits | None,
     costs: Costs,
     selected: bool,
@@ -252,9 +294,9 @@ def _row(
         "params": params,
         "timeframe": timeframe,
         "sample": sample,
-        "start": result.start,
-        "end": result.end,
-        **result.metrics,
+        "start": span[0],
+        "end": span[1],
+        **values,
         "stop_loss_pct": exits.stop_loss_pct if exits else None,
         "take_profit_pct": exits.take_profit_pct if exits else None,
         "position_size": exits.position_size if exits else None,
