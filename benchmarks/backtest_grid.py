@@ -13,11 +13,14 @@ grid itself costs.
 """
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test package is not installed
 
 from crypto_assets.analytics import strategies
 from crypto_assets.analytics.backtest_grid import grid_results, samples
