@@ -103,8 +103,8 @@ def memory_folder() -> str | None:
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
     """A throwaway Dagster instance with its SQLite storage in memory: every event is a commit,
-    and on the shared CI disk their fsyncs were most of a range run's time (a 31-day backfill
-    and its rerun: 120 s on disk, 33 s in memory). What the tests check is the same either way."""
+    and on a busy shared disk their fsyncs were most of a range run's time (a 31-day backfill
+    and its rerun: 120 s on disk, 33 s in memory). The tests check the same either way."""
     with (
         tempfile.TemporaryDirectory(dir=memory_folder(), ignore_cleanup_errors=True) as folder,
         dg.instance_for_test(temp_dir=folder) as test_instance,
