@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,21 +34,13 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness import free_port  # noqa: E402
+
 from crypto_assets.dashboard.connection import DuckDBWarehouse  # noqa: E402
 from crypto_assets.dashboard.queries import MarketQueries  # noqa: E402
 from crypto_assets_tests import dashboard_warehouse  # noqa: E402
+from crypto_assets_tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SYNTHETIC_YEAR = """
 CREATE SCHEMA IF NOT EXISTS cryptoschema;
 CREATE OR REPLACE TABLE cryptoschema.btcusdt AS
@@ -73,12 +64,6 @@ CANDLE_LENGTH = """() => {
     const trace = plot && plot._fullData && plot._fullData[0];
     return trace && trace.type === 'candlestick' ? trace._length : null;
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def build_year(home: Path) -> None:

@@ -12,54 +12,23 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
-
-import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the stand-in lives in the test package, which is not installed
 
+from harness import BIN, free_port, newest_open_time_ms, wait_for  # noqa: E402
+
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines  # noqa: E402
 
-BIN = Path(sys.executable).parent
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except OSError:
-            time.sleep(1)
-    sys.exit(f"{url} did not come up within {timeout:.0f}s")
-
-
-def newest_open_time_ms(database: Path) -> int | None:
-    try:
-        with duckdb.connect(str(database), read_only=True) as connection:
-            newest = connection.execute(
-                "select max(open_time) from cryptodb.cryptoschema.btcusdt"
-            ).fetchone()[0]
-    except (duckdb.Error, OSError):
-        return None
-    return int(newest.replace(tzinfo=timezone.utc).timestamp() * 1000) if newest else None
 
 
 def main() -> None:

@@ -11,9 +11,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timezone
 from pathlib import Path
+
+import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -24,6 +28,30 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def wait_for(url: str, timeout: float) -> None:
+    """Until ``url`` answers; the benchmark stops, naming it, when it does not in ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(1)
+    sys.exit(f"{url} did not come up within {timeout:.0f}s")
+
+
+def newest_open_time_ms(database: Path) -> int | None:
+    """The warehouse's newest candle, or None while it is missing, empty or being written."""
+    try:
+        with duckdb.connect(str(database), read_only=True) as connection:
+            newest = connection.execute(
+                "select max(open_time) from cryptodb.cryptoschema.btcusdt"
+            ).fetchone()[0]
+    except (duckdb.Error, OSError):
+        return None
+    return int(newest.replace(tzinfo=timezone.utc).timestamp() * 1000) if newest else None
 
 
 @contextmanager

@@ -6,7 +6,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -14,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from crypto_assets_tests.processes import free_port
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "going-to-production.md"
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -70,12 +71,6 @@ def _as_postgres_user() -> list[str]:
     return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """One cluster a session; each test makes the databases it needs."""
@@ -87,7 +82,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
     if os.geteuid() == 0:
         postgres = pwd.getpwnam("postgres")
         os.chown(folder, postgres.pw_uid, postgres.pw_gid)
-    cluster = PostgresCluster(bin_dir, folder, _free_port())
+    cluster = PostgresCluster(bin_dir, folder, free_port())
     data = folder / "data"
     run = [*_as_postgres_user()]
     subprocess.run(

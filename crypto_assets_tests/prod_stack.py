@@ -6,6 +6,7 @@ from typing import Any
 
 import boto3
 import fakesnow
+import pandas as pd
 import pytest
 import snowflake.connector
 import sqlglot
@@ -34,6 +35,15 @@ def s3_client(endpoint: str) -> Any:
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
+
+
+def query(sql: str) -> pd.DataFrame:
+    """``sql``'s answer from the (fake) Snowflake the prod resources wrote to."""
+    connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
+    try:
+        return connection.cursor().execute(sql).fetch_pandas_all()
+    finally:
+        connection.close()
 
 
 def table_ddl() -> list[str]:

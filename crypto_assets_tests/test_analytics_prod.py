@@ -9,7 +9,6 @@ test_atomic_tables.py covers their swap on fakesnow.
 from collections.abc import Iterator
 
 import fakesnow
-import pandas as pd
 import pytest
 import snowflake.connector
 import sqlglot
@@ -20,7 +19,7 @@ from crypto_assets.resources import prod_resources
 from crypto_assets_tests.analytics_data import materialize_analytics
 from crypto_assets_tests.fakesnow_swap import emulate_swap
 from crypto_assets_tests.lineage import materialize_days
-from crypto_assets_tests.prod_stack import SQL_DIR, TRANSFORMED_BUCKET, s3_client
+from crypto_assets_tests.prod_stack import SQL_DIR, TRANSFORMED_BUCKET, query, s3_client
 
 
 def create_tables() -> list[str]:
@@ -44,14 +43,6 @@ def fake_snowflake(monkeypatch) -> Iterator[None]:
             connection.cursor().execute(statement)
         connection.close()
         yield
-
-
-def query(sql: str) -> pd.DataFrame:
-    connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
-    try:
-        return connection.cursor().execute(sql).fetch_pandas_all()
-    finally:
-        connection.close()
 
 
 def test_prod_analytics_write_snowflake_tables_and_s3_charts(

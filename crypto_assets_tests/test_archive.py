@@ -141,6 +141,10 @@ def test_a_verified_archive_day_equals_the_rest_rows(standin, archive_rows, day)
     assert fetched.url == f"{standin.url}{zip_path(day)}"
     with zipfile.ZipFile(io.BytesIO(published.content)) as archive:
         assert archive.namelist() == [f"BTCUSDT-1m-{day}.csv"]
+        (member,) = archive.infolist()
+    # deflated, as Binance's are, so the client's inflating and its size limits are exercised
+    assert member.compress_type == zipfile.ZIP_DEFLATED
+    assert member.compress_size < member.file_size / 2
     first_time = fetched.csv.split(b",", 1)[0]
     assert len(first_time) == (16 if day == US_DAY else 13)  # us from 2025 on, as Binance writes
 

@@ -6,37 +6,21 @@ on its own, without a reload. Screenshots land in artifacts/screenshots/dashboar
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from crypto_assets.klines.frames import day_start_ms
 from crypto_assets_tests import dashboard_warehouse as fixture_tables
 from crypto_assets_tests.binance_standin import BinanceStandIn
+from crypto_assets_tests.browser import CHROMIUM, CHROMIUM_ABSENT, ROOT, chromium, dashboard_server
 from crypto_assets_tests.conftest import synthetic_days
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 REFRESH_SECONDS = 2
 LOAD_DAY = (
@@ -45,15 +29,7 @@ LOAD_DAY = (
     " sys.exit(0 if load_days(Path(sys.argv[1]), sys.argv[2], '2024-01-04').success else 1)"
 )
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (CI installs Debian's chromium)"
-)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=CHROMIUM_ABSENT)
 
 
 @dataclass
@@ -79,55 +55,18 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         fixture_tables.write_tables(
             database, fixture_tables.analytics_tables(fixture_tables.read_base(database))
         )
-        port = free_port()
-        env = {
-            **os.environ,
+        settings = {
             "CRYPTO_ASSETS_HOME": str(home),
             "CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS": str(REFRESH_SECONDS),
-            "PYTHONPATH": str(ROOT),
         }
-        env.pop("DAGSTER_HOME", None)
-        log = (home / "dashboard.log").open("w")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "crypto_assets.cli", "dashboard", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, (home / "dashboard.log").read_text()
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                        if answer.read() == b"ok":
-                            break
-                except OSError:
-                    pass
-                assert time.monotonic() < deadline, "the dashboard did not start in 60 s"
-                time.sleep(0.2)
+        with dashboard_server(settings, home / "dashboard.log") as url:
             yield Dashboard(url=url, home=home, standin=standin, rows=rows)
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
-            log.close()
 
 
 @pytest.fixture(scope="module")
 def browser(dashboard: Dashboard):
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from crypto_assets.analytics.structure import label_positions
+from crypto_assets.analytics.label_layout import label_positions
 from crypto_assets.dashboard import figures
 from crypto_assets.dashboard.queries import (
     MarketQueries,

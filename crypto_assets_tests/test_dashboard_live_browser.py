@@ -4,29 +4,22 @@ page says so), a 429 on the REST fallback (it backs off, and says so), a malform
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
-from crypto_assets_tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port
+from crypto_assets_tests.browser import CHROMIUM, CHROMIUM_ABSENT, chromium, dashboard_server
 
 DAY_MS = 86_400_000
 PUSHED = re.compile(r"pushed at (\d\d:\d\d:\d\d\.\d{3}) UTC via (the stream|REST polling)")
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is absent (CI installs Debian's chromium)"
-)
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=CHROMIUM_ABSENT)
 
 
 @pytest.fixture(scope="module")
@@ -41,61 +34,25 @@ def standin() -> Iterator[BinanceStandIn]:
 @contextmanager
 def dashboard(tmp_path: Path, standin: BinanceStandIn) -> Iterator[str]:
     """``crypto-assets dashboard`` over an empty home, pointed at the stand-in."""
-    port = free_port()
-    env = {
-        **os.environ,
+    settings = {
         "CRYPTO_ASSETS_HOME": str(tmp_path / "data"),
         "BINANCE_BASE_URL": standin.url,
         "BINANCE_STREAM_URL": standin.stream_url,
         "CRYPTO_ASSETS_DASHBOARD_REFRESH_SECONDS": "2",
-        "PYTHONPATH": str(ROOT),
     }
-    env.pop("DAGSTER_HOME", None)
-    log = (tmp_path / "dashboard.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "crypto_assets.cli", "dashboard", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, (tmp_path / "dashboard.log").read_text()
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
-                    if answer.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the dashboard did not start in 60 s"
-            time.sleep(0.2)
+    with dashboard_server(settings, tmp_path / "dashboard.log") as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
 
 
 @contextmanager
 def pages(url: str, count: int) -> Iterator[list[Page]]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            opened = []
-            for _ in range(count):
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(url)
-                opened.append(page)
-            yield opened
-        finally:
-            browser.close()
+    with chromium() as browser:
+        opened = []
+        for _ in range(count):
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            opened.append(page)
+        yield opened
 
 
 def shown_push(page: Page) -> tuple[str, str] | None:

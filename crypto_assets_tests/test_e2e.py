@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +45,13 @@ import pytest
 import requests
 
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
+from crypto_assets_tests.browser import CHROMIUM, CHROMIUM_ARGS
+from crypto_assets_tests.processes import (
+    free_port,
+    kill_groups,
+    left_in_groups,
+    stop_process_groups,
+)
 from crypto_assets_tests.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +59,6 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MODULE = "crypto_assets.definitions"
 REPOSITORY = "__repository__"
 KEY = ("BTCUSDT", "1m")
@@ -234,45 +239,6 @@ def local_env() -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _live_members(pgid: int) -> list[str]:
-    """Processes (not zombies) in process group ``pgid``, as 'pid command'."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            text = stat.read_text()
-            state, _ppid, group = text[text.rindex(")") + 2 :].split()[:3]
-            if int(group) == pgid and state != "Z":
-                members.append(f"{stat.parent.name} {text[text.index('(') : text.rindex(')') + 1]}")
-    return members
-
-
-def _stop_process_groups(processes: list[subprocess.Popen], timeout: float = 30) -> list[str]:
-    """SIGTERM each process group we started, SIGKILL what is left; returns the survivors."""
-    for process in processes:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for process in processes:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-    while time.monotonic() < deadline and any(_live_members(p.pid) for p in processes):
-        time.sleep(0.5)
-    for process in processes:
-        if _live_members(process.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=10)
-    time.sleep(0.5)
-    return [member for process in processes for member in _live_members(process.pid)]
-
-
 def _wait_for_stack(stack: Stack, processes: dict[str, subprocess.Popen]) -> None:
     """The webserver answers, the code location is loaded, and the daemons are heartbeating."""
 
@@ -369,7 +335,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             _wait_for_stack(stack, processes)
             yield stack
         finally:
-            survivors = _stop_process_groups(list(processes.values()))
+            survivors = stop_process_groups(list(processes.values()))
             assert not survivors, f"processes left after teardown: {survivors}"
     shutil.rmtree(work, ignore_errors=True)
 
@@ -385,30 +351,8 @@ def day(stack: Stack) -> Stack:
 
     stack.launched["one_day_run"] = launch_day(stack, ONE_DAY)
     stack.launched["bad_day_run"] = launch_day(stack, BAD_DAY)
-    answer = stack.gql(
-        f"""mutation ($params: LaunchBackfillParams!) {{
-              launchPartitionBackfill(backfillParams: $params) {{
-                ... on LaunchBackfillSuccess {{ backfillId }} {ERROR_FIELDS} }} }}""",
-        params={
-            "assetSelection": [{"path": [asset]} for asset in ASSETS],
-            "partitionNames": RANGE_DAYS,
-            "title": "e2e range",
-        },
-    )["launchPartitionBackfill"]
-    assert answer["__typename"] == "LaunchBackfillSuccess", answer
-    stack.launched["backfill"] = answer["backfillId"]
-    answer = stack.gql(
-        f"""mutation ($params: LaunchBackfillParams!) {{
-              launchPartitionBackfill(backfillParams: $params) {{
-                ... on LaunchBackfillSuccess {{ backfillId }} {ERROR_FIELDS} }} }}""",
-        params={
-            "assetSelection": [{"path": [asset]} for asset in ASSETS],
-            "partitionNames": LONG_RANGE_DAYS,
-            "title": "e2e long range",
-        },
-    )["launchPartitionBackfill"]
-    assert answer["__typename"] == "LaunchBackfillSuccess", answer
-    stack.launched["long_backfill"] = answer["backfillId"]
+    stack.launched["backfill"] = launch_backfill(stack, RANGE_DAYS, "e2e range")
+    stack.launched["long_backfill"] = launch_backfill(stack, LONG_RANGE_DAYS, "e2e long range")
     answer = stack.gql(
         f"""mutation ($selector: SensorSelector!) {{
               startSensor(sensorSelector: $selector) {{
@@ -425,6 +369,22 @@ def day(stack: Stack) -> Stack:
     )["startSchedule"]
     assert answer["__typename"] == "ScheduleStateResult", answer
     return stack
+
+
+def launch_backfill(stack: Stack, days: list[str], title: str) -> str:
+    """What the UI's backfill dialog does for the three assets over ``days``."""
+    answer = stack.gql(
+        f"""mutation ($params: LaunchBackfillParams!) {{
+              launchPartitionBackfill(backfillParams: $params) {{
+                ... on LaunchBackfillSuccess {{ backfillId }} {ERROR_FIELDS} }} }}""",
+        params={
+            "assetSelection": [{"path": [asset]} for asset in ASSETS],
+            "partitionNames": days,
+            "title": title,
+        },
+    )["launchPartitionBackfill"]
+    assert answer["__typename"] == "LaunchBackfillSuccess", answer
+    return answer["backfillId"]
 
 
 def launch_day(stack: Stack, day: str) -> str:
@@ -464,6 +424,15 @@ def start_local_stack(tmp_path: Path) -> tuple[subprocess.Popen, int, Path]:
     return script, port, log
 
 
+def started_pids(log: Path) -> list[int] | None:
+    """The webserver's and the daemon's pids, once the script's log says it started them."""
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("local_stack: webserver pid"):
+            words = line.replace(",", "").split()
+            return [int(words[3]), int(words[6])]
+    return None
+
+
 def test_local_stack_script_starts_both_and_ctrl_c_stops_them(tmp_path: Path) -> None:
     """Runs first, before the module's stack: the script a user starts, then Ctrl-C."""
     script, port, log = start_local_stack(tmp_path)
@@ -473,11 +442,7 @@ def test_local_stack_script_starts_both_and_ctrl_c_stops_them(tmp_path: Path) ->
 
         def started() -> list[int] | None:
             assert script.poll() is None, f"local_stack.sh exited early:\n{log.read_text()}"
-            for line in log.read_text(errors="replace").splitlines():
-                if line.startswith("local_stack: webserver pid"):
-                    words = line.replace(",", "").split()
-                    return [int(words[3]), int(words[6])]
-            return None
+            return started_pids(log)
 
         groups += wait_until("local_stack.sh to start both processes", started, 30, gql, 0.5)
 
@@ -500,16 +465,10 @@ def test_local_stack_script_starts_both_and_ctrl_c_stops_them(tmp_path: Path) ->
 
         os.killpg(script.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's foreground group
         assert script.wait(timeout=60) == 130, log.read_text()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_live_members(g) for g in groups):
-            time.sleep(0.5)
-        left = [member for group in groups for member in _live_members(group)]
+        left = left_in_groups(groups, time.monotonic() + 10, 0.5)
         assert not left, f"left running after Ctrl-C: {left}\n{log.read_text()}"
     finally:
-        for group in groups:
-            if _live_members(group):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(group, signal.SIGKILL)
+        kill_groups(groups)
         with contextlib.suppress(subprocess.TimeoutExpired):
             script.wait(timeout=10)
 
@@ -523,34 +482,22 @@ def test_local_stack_without_a_terminal_stops_on_sigterm_within_15_seconds(tmp_p
 
         def webserver_answers() -> list[int] | None:
             assert script.poll() is None, f"local_stack.sh exited early:\n{log.read_text()}"
-            pids = [
-                [int(words[3]), int(words[6])]
-                for words in (
-                    line.replace(",", "").split()
-                    for line in log.read_text(errors="replace").splitlines()
-                    if line.startswith("local_stack: webserver pid")
-                )
-            ]
+            pids = started_pids(log)
             try:
                 gql("{ version }")
             except requests.RequestException:
                 return None
-            return pids[0] if pids else None
+            return pids
 
         groups += wait_until("the script's webserver to answer", webserver_answers, 150, gql)
         stopping = time.monotonic()
         os.kill(script.pid, signal.SIGTERM)
         assert script.wait(timeout=30) == 143, log.read_text()
-        while time.monotonic() - stopping < 15 and any(_live_members(g) for g in groups):
-            time.sleep(0.2)
-        left = [member for group in groups for member in _live_members(group)]
+        left = left_in_groups(groups, stopping + 15, 0.2)
         assert not left, f"left running after SIGTERM: {left}\n{log.read_text()}"
         assert time.monotonic() - stopping < 15
     finally:
-        for group in groups:
-            if _live_members(group):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(group, signal.SIGKILL)
+        kill_groups(groups)
         with contextlib.suppress(subprocess.TimeoutExpired):
             script.wait(timeout=10)
 
@@ -831,14 +778,7 @@ def _chromium(url: str, work: Path, screenshot: Path) -> str:
     """
     command = [
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *CHROMIUM_ARGS,
         "--disable-dev-shm-usage",
         f"--user-data-dir={work / 'profile'}",
         "--virtual-time-budget=20000",

@@ -3,7 +3,6 @@ a stall, serverShutdown, a malformed message, pings during a slow REST repair, a
 stream at start and the 24 h rotation. Each closed candle must arrive exactly once."""
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +16,7 @@ from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
 from crypto_assets_tests.binance_standin.stream import kline_event
 from crypto_assets_tests.clocks import FakeClock
 from crypto_assets_tests.conftest import utc_ms
+from crypto_assets_tests.processes import free_port
 
 pytestmark = pytest.mark.faults
 
@@ -65,12 +65,6 @@ def closed_through(minute: int) -> Any:
 def closed_minutes(updates: list[KlineUpdate]) -> list[tuple[int, str]]:
     """(minute after midnight, source) of every closed candle delivered, in order."""
     return [((u.candle.open_time - BASE) // MINUTE, u.source) for u in updates if u.candle.closed]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize("abrupt", [False, True], ids=["close-frame", "dropped"])

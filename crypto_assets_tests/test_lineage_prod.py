@@ -14,19 +14,12 @@ from crypto_assets_tests.lineage import check_results, materialize_days
 from crypto_assets_tests.prod_stack import (
     RAW_BUCKET,
     TRANSFORMED_BUCKET,
+    query,
     s3_client,
     table_ddl,
 )
 
 EXPECTED_CHECKS = 12  # nine OHLC rules and completeness, one row count, two archive checks
-
-
-def query(sql: str) -> pd.DataFrame:
-    connection = snowflake.connector.connect(database="CRYPTODB", schema="CRYPTOSCHEMA")
-    try:
-        return connection.cursor().execute(sql).fetch_pandas_all()
-    finally:
-        connection.close()
 
 
 def test_prod_lineage_writes_both_buckets_and_snowflake(prod_env, fake_snowflake, synthetic_rows):

@@ -4,7 +4,6 @@ with no terminal stops everything within 15 s. Prod starts nothing by itself."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -22,7 +21,7 @@ from crypto_assets.automation.bootstrap import bootstrap_history_sensor, bootstr
 from crypto_assets.platform import platform_services, prepare_home
 from crypto_assets.settings import SettingsError, autostart, bootstrap_days
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
-from crypto_assets_tests.test_e2e import _live_members, free_port
+from crypto_assets_tests.processes import free_port, kill_groups, left_in_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY_MS = 86_400_000
@@ -209,13 +208,8 @@ def test_platform_on_a_fresh_home_loads_history_and_today_then_stops_on_sigterm(
             stopping = time.monotonic()
             os.kill(platform.pid, signal.SIGTERM)
             assert platform.wait(timeout=20) == 128 + signal.SIGTERM
-            while time.monotonic() - stopping < 15 and any(_live_members(g) for g in groups):
-                time.sleep(0.2)
-            left = [member for group in groups for member in _live_members(group)]
+            left = left_in_groups(groups, stopping + 15, 0.2)
             assert not left, f"left running after SIGTERM: {left}"
             assert time.monotonic() - stopping < 15
         finally:
-            for group in groups:
-                if _live_members(group):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(group, signal.SIGKILL)
+            kill_groups(groups)

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from crypto_assets.analytics.structure import label_positions
+from crypto_assets.analytics.label_layout import label_positions
 
 DPI = 100
 UP, DOWN = "#26a69a", "#ef5350"

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from crypto_assets.analytics.structure import label_positions
+from crypto_assets.analytics.label_layout import label_positions
 
 UP, DOWN = "#26a69a", "#ef5350"
 OVERLAYS = {
