@@ -82,6 +82,19 @@ def warehouse_rows(database: Path) -> list[tuple]:
         ).fetchall()
 
 
+def step_seconds(instance: dg.DagsterInstance, run_id: str, step_key: str) -> float:
+    """Seconds from the step's start to its end (success or failure), from the event log."""
+    times = [
+        entry.timestamp
+        for entry in instance.all_logs(run_id)
+        if entry.dagster_event is not None
+        and entry.dagster_event.step_key == step_key
+        and entry.dagster_event.event_type_value in ("STEP_START", "STEP_FAILURE", "STEP_SUCCESS")
+    ]
+    assert len(times) == 2, times
+    return times[1] - times[0]
+
+
 @pytest.mark.parametrize("holder", ["reader", "writer"])
 def test_a_held_duckdb_file_is_waited_for_then_fails_naming_the_holder(
     tmp_path, synthetic_standin, holder
@@ -106,11 +119,14 @@ def test_a_held_duckdb_file_is_waited_for_then_fails_naming_the_holder(
     )
     try:
         assert process.stdout.readline().strip() == "holding"
-        result = materialize_days(resources, "2024-01-01", "2024-01-02")
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = materialize_days(resources, "2024-01-01", "2024-01-02", instance)
+            warehouse_step = step_seconds(instance, result.run_id, "snowflake_btcusdt")
     finally:
         process.communicate("", timeout=30)
 
     assert not result.success
+    assert warehouse_step >= 1.5  # the wait is inside it
     message = failure_text(result)
     program = Path(os.path.realpath(sys.executable)).name  # python3.11, as /proc/PID/exe names it
     assert (
