@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
@@ -24,6 +25,7 @@ JAN_1_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 MAR_1_MS = 1_709_251_200_000  # 2024-03-01T00:00:00Z: 60 days later
 DAYS = 60
 ROOT = Path(__file__).resolve().parents[1]
+WRITE_PAUSE = Path(__file__).resolve().parent / "write_pause"
 
 
 def range_run(
@@ -65,12 +67,20 @@ def zone_files(home: Path, zone: str) -> list[Path]:
     return sorted(folder.iterdir()) if folder.exists() else []
 
 
+def stored_rows(path: Path) -> int | str:
+    """A stored file's row count, or why it does not read (so a failure names the file)."""
+    try:
+        return len(pd.read_parquet(path))
+    except pa.ArrowInvalid as exc:
+        return f"unreadable: {exc}"
+
+
 def assert_whole_or_absent(home: Path) -> None:
     """What the kill left, read before anything rewrites it: every stored day's object parses
     to its 1,440 rows (a torn one would not), and the warehouse, if there, holds whole days."""
     for zone in ("raw", "transformed"):
         stored = [path for path in zone_files(home, zone) if not path.name.startswith(".")]
-        assert [(path.name, len(pd.read_parquet(path))) for path in stored] == [
+        assert [(path.name, stored_rows(path)) for path in stored] == [
             (path.name, 1440) for path in stored
         ]
     warehouse = home / "cryptodb.duckdb"
@@ -88,25 +98,38 @@ def assert_whole_or_absent(home: Path) -> None:
 
 
 def test_a_range_run_killed_half_way_then_rerun_holds_every_candle_once(tmp_path):
+    """Killed while the 31st day's raw file is half written (held there by a test-only
+    ``sitecustomize``, so the kill lands mid-write every time, not by timing)."""
     (tmp_path / "dagster_home").mkdir()
     shutil.copy(ROOT / "deploy" / "dagster.local.yaml", tmp_path / "dagster_home" / "dagster.yaml")
     rows = synthetic_klines("1m", JAN_1_MS, MAR_1_MS)
+    marker = tmp_path / "paused_inside_a_write"
+    pause = {
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(WRITE_PAUSE), os.environ.get("PYTHONPATH")])
+        ),
+        "WRITE_PAUSE_FOLDER": str(tmp_path / "raw" / "klines" / "symbol=BTCUSDT" / "interval=1m"),
+        "WRITE_PAUSE_AT": str(DAYS // 2 + 1),
+        "WRITE_PAUSE_MARKER": str(marker),
+    }
     with BinanceStandIn({("BTCUSDT", "1m"): rows}, clock_ms=lambda: MAR_1_MS + 30_000) as standin:
-        killed = range_run(tmp_path, standin.url)
+        killed = range_run(tmp_path, standin.url, extra_env=pause)
         deadline = time.monotonic() + 120
-        while len(zone_files(tmp_path, "raw")) < DAYS // 2 and killed.poll() is None:
-            assert time.monotonic() < deadline, "the range run never reached half way"
+        while not marker.exists():
+            assert killed.poll() is None, killed.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the range run never reached its 31st raw write"
             time.sleep(0.05)
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait(timeout=30)
         assert killed.returncode == -signal.SIGKILL
-        written_before_kill = len(zone_files(tmp_path, "raw"))
-        assert DAYS // 2 <= written_before_kill < DAYS
+        assert marker.read_text() == str(killed.pid)
         assert_whole_or_absent(tmp_path)
-        # A kill during a write leaves the writer's temporary beside its target; leave one as
-        # it would, so the rerun is shown to clear it whatever instant the kill landed on.
-        raw_folder = zone_files(tmp_path, "raw")[0].parent
-        (raw_folder / f".date=2024-02-20.parquet.{killed.pid}.x1y2z3").write_bytes(b"PAR1")
+        raw = zone_files(tmp_path, "raw")
+        assert [path.name for path in raw if not path.name.startswith(".")] == [
+            f"date=2024-01-{day:02d}.parquet" for day in range(1, DAYS // 2 + 1)
+        ]
+        # The held write's temporary, half written, is left beside its target for the rerun.
+        assert len([path for path in raw if path.name.startswith(".")]) == 1
 
         rerun = range_run(tmp_path, standin.url)
         _, stderr = rerun.communicate(timeout=300)
