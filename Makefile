@@ -49,8 +49,9 @@ backfill: setup $(DAGSTER_HOME)/dagster.yaml
 analytics: setup $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/crypto-assets analytics
 
+## Two workers, one per core; a test file stays on one worker, so its module fixtures are built once.
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
