@@ -2,9 +2,11 @@
 
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from crypto_assets.klines.archive_checks import archive_files_unchanged, archive_matches_rest
@@ -87,3 +89,12 @@ def warehouse_loader(
         return DayFrames(days())
 
     return load
+
+
+def warehouse_open_times(database: Path) -> list[int]:
+    """The local warehouse's open times in ms, oldest first: a repeated candle shows twice."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        rows = connection.execute(
+            "select open_time from cryptodb.cryptoschema.btcusdt order by open_time"
+        ).fetchall()
+    return [int(row[0].replace(tzinfo=timezone.utc).timestamp() * 1000) for row in rows]

@@ -17,17 +17,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import timezone
 from pathlib import Path
 from typing import TypeVar
 
 import dagster as dg
-import duckdb
 import pytest
 import yaml
 
 from crypto_assets.storage.run_launcher import worker_pid
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
+from crypto_assets_tests.lineage import warehouse_open_times
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
@@ -78,14 +77,6 @@ def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def warehouse_open_times(database: Path) -> list[int]:
-    with duckdb.connect(str(database), read_only=True) as connection:
-        rows = connection.execute(
-            "select open_time from cryptodb.cryptoschema.btcusdt order by open_time"
-        ).fetchall()
-    return [int(row[0].replace(tzinfo=timezone.utc).timestamp() * 1000) for row in rows]
 
 
 def pid_alive(pid: int) -> bool:

@@ -62,6 +62,20 @@ def range_run(
     )
 
 
+def kill_when_paused(run: subprocess.Popen, marker: Path, never_paused: str) -> None:
+    """SIGKILL the run's process group once its test-only pause point wrote ``marker``, and check
+    that the paused process was the run's own."""
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert run.poll() is None, run.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, never_paused
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)
+    assert run.returncode == -signal.SIGKILL
+    assert marker.read_text() == str(run.pid)
+
+
 def zone_files(home: Path, zone: str) -> list[Path]:
     folder = home / zone / "klines" / "symbol=BTCUSDT" / "interval=1m"
     return sorted(folder.iterdir()) if folder.exists() else []
@@ -114,15 +128,7 @@ def test_a_range_run_killed_half_way_then_rerun_holds_every_candle_once(tmp_path
     }
     with BinanceStandIn({("BTCUSDT", "1m"): rows}, clock_ms=lambda: MAR_1_MS + 30_000) as standin:
         killed = range_run(tmp_path, standin.url, extra_env=pause)
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert killed.poll() is None, killed.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the range run never reached its 31st raw write"
-            time.sleep(0.05)
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait(timeout=30)
-        assert killed.returncode == -signal.SIGKILL
-        assert marker.read_text() == str(killed.pid)
+        kill_when_paused(killed, marker, "the range run never reached its 31st raw write")
         assert_whole_or_absent(tmp_path)
         raw = zone_files(tmp_path, "raw")
         assert [path.name for path in raw if not path.name.startswith(".")] == [
@@ -231,15 +237,7 @@ def test_a_reload_killed_inside_its_warehouse_transaction_leaves_the_old_rows_wh
     }
     with BinanceStandIn({("BTCUSDT", "1m"): loads["new"]}, clock_ms=lambda: FEB_3_MS) as standin:
         killed = range_run(tmp_path, standin.url, RELOAD_RANGE, pause)
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert killed.poll() is None, killed.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the reload never reached its commit"
-            time.sleep(0.05)
-        os.killpg(killed.pid, signal.SIGKILL)
-        killed.wait(timeout=30)
-        assert killed.returncode == -signal.SIGKILL
-        assert marker.read_text() == str(killed.pid)
+        kill_when_paused(killed, marker, "the reload never reached its commit")
         # The warehouse step had handed over its output and was inside the IO manager's load.
         assert last_run_step_events(tmp_path, "snowflake_btcusdt") == (
             "STARTED",

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timezone
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from crypto_assets.automation.jobs import kline_lineage_job
@@ -33,6 +31,7 @@ from crypto_assets.sources.binance_stream import KlineStream
 from crypto_assets.sources.stream_messages import Candle
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
 from crypto_assets_tests.conftest import utc_ms
+from crypto_assets_tests.lineage import warehouse_open_times
 
 MINUTE = 60_000
 
@@ -55,14 +54,6 @@ def test_refreshes_name_each_day_and_its_newest_candle_like_the_sensor() -> None
         Refresh("2026-12-05", f"2026-12-05@{day + 5 * MINUTE}", day + 5 * MINUTE)
     ]
     assert plan_refreshes([], "1m") == []
-
-
-def warehouse_open_times(database: Path) -> list[int]:
-    with duckdb.connect(str(database), read_only=True) as connection:
-        rows = connection.execute(
-            "select open_time from cryptodb.cryptoschema.btcusdt order by open_time"
-        ).fetchall()
-    return [int(row[0].replace(tzinfo=timezone.utc).timestamp() * 1000) for row in rows]
 
 
 @pytest.mark.faults

@@ -147,6 +147,16 @@ def _warehouse_days(database: Path) -> list[tuple[str, int]]:
 
 
 @pytest.mark.e2e
+def _started_groups(log_path: Path) -> list[int]:
+    """The process groups the platform logged as started (webserver, daemon, dashboard, loader)."""
+    return [
+        int(word.rstrip(","))
+        for line in log_path.read_text(errors="replace").splitlines()
+        if line.startswith("platform: started")
+        for word in line.split()[4::3]
+    ]
+
+
 def test_platform_on_a_fresh_home_loads_history_and_today_then_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
@@ -201,9 +211,7 @@ def test_platform_on_a_fresh_home_loads_history_and_today_then_stops_on_sigterm(
                 assert time.monotonic() < deadline, f"not loaded in 150 s: {days}"
                 time.sleep(1)
             assert standin.open_streams() == 1  # the live loader's (no page is open)
-            for line in log_path.read_text(errors="replace").splitlines():
-                if line.startswith("platform: started"):
-                    groups += [int(word.rstrip(",")) for word in line.split()[4::3]]
+            groups += _started_groups(log_path)
             assert len(groups) == 5
             stopping = time.monotonic()
             os.kill(platform.pid, signal.SIGTERM)
@@ -212,4 +220,6 @@ def test_platform_on_a_fresh_home_loads_history_and_today_then_stops_on_sigterm(
             assert not left, f"left running after SIGTERM: {left}"
             assert time.monotonic() - stopping < 15
         finally:
-            kill_groups(groups)
+            # The parts run in sessions of their own: a platform that failed the test is killed
+            # with every part it started, not only its own group.
+            kill_groups(sorted({*groups, platform.pid, *_started_groups(log_path)}))
