@@ -223,3 +223,50 @@ def test_platform_on_a_fresh_home_loads_history_and_today_then_stops_on_sigterm(
             # The parts run in sessions of their own: a platform that failed the test is killed
             # with every part it started, not only its own group.
             kill_groups(sorted({*groups, platform.pid, *_started_groups(log_path)}))
+
+
+def test_platform_killed_outright_takes_its_services_with_it(tmp_path: Path) -> None:
+    """SIGKILL to the supervisor alone (the OOM killer, ``kill -9``): it cannot stop anything
+    itself, so each service gets SIGTERM from the kernel as its parent dies, and stops its own."""
+    home = tmp_path / "data"
+    ui_port, dashboard_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "CRYPTO_ASSETS_HOME": str(home),
+        "CRYPTO_ASSETS_BOOTSTRAP_DAYS": "0",
+    }
+    env.pop("DAGSTER_HOME", None)
+    log_path = tmp_path / "platform.log"
+    with log_path.open("wb") as log:
+        platform = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "crypto_assets.cli", "platform"),
+                *("--ui-port", str(ui_port), "--dashboard-port", str(dashboard_port)),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    groups = [platform.pid]
+    try:
+        deadline = time.monotonic() + 120
+        while not (
+            _answers(f"http://127.0.0.1:{ui_port}/server_info")
+            and _answers(f"http://127.0.0.1:{dashboard_port}/_stcore/health")
+        ):
+            assert platform.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, "the platform did not answer in 120 s"
+            time.sleep(1)
+        groups += _started_groups(log_path)
+        assert len(groups) == 5
+        killed = time.monotonic()
+        os.kill(platform.pid, signal.SIGKILL)
+        assert platform.wait(timeout=10) == -signal.SIGKILL
+        left = left_in_groups(groups[1:], killed + 30, 0.2)
+        assert not left, f"left running 30 s after the supervisor was killed: {left}"
+        print(f"every service gone {time.monotonic() - killed:.1f} s after the kill")
+    finally:
+        kill_groups(sorted({*groups, *_started_groups(log_path)}))
