@@ -147,6 +147,27 @@ def _warehouse_days(database: Path) -> list[tuple[str, int]]:
 
 
 @pytest.mark.e2e
+def start_platform(
+    home: Path, ui_port: int, dashboard_port: int, log_path: Path, **settings: str
+) -> subprocess.Popen:
+    """``crypto-assets platform`` as a service manager starts it: its own session, no terminal,
+    a fresh local home (no DAGSTER_HOME), output to ``log_path``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CRYPTO_ASSETS_HOME": str(home), **settings}
+    env.pop("DAGSTER_HOME", None)
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "crypto_assets.cli", "platform"),
+                *("--ui-port", str(ui_port), "--dashboard-port", str(dashboard_port)),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def _started_groups(log_path: Path) -> list[int]:
     """The process groups the platform logged as started (webserver, daemon, dashboard, loader)."""
     return [
@@ -167,29 +188,17 @@ def test_platform_on_a_fresh_home_loads_history_and_today_then_stops_on_sigterm(
     home = tmp_path / "data"
     ui_port, dashboard_port = free_port(), free_port()
     with BinanceStandIn(klines) as standin:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "CRYPTO_ASSETS_HOME": str(home),
-            "BINANCE_BASE_URL": standin.url,
-            "BINANCE_ARCHIVE_URL": standin.url,
-            "BINANCE_STREAM_URL": standin.stream_url,
-            "CRYPTO_ASSETS_BOOTSTRAP_DAYS": "2",
-        }
-        env.pop("DAGSTER_HOME", None)
         log_path = tmp_path / "platform.log"
-        with log_path.open("wb") as log:
-            platform = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "crypto_assets.cli", "platform"),
-                    *("--ui-port", str(ui_port), "--dashboard-port", str(dashboard_port)),
-                ],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        platform = start_platform(
+            home,
+            ui_port,
+            dashboard_port,
+            log_path,
+            BINANCE_BASE_URL=standin.url,
+            BINANCE_ARCHIVE_URL=standin.url,
+            BINANCE_STREAM_URL=standin.stream_url,
+            CRYPTO_ASSETS_BOOTSTRAP_DAYS="2",
+        )
         groups = [platform.pid]
         try:
             deadline = time.monotonic() + 150
@@ -230,26 +239,10 @@ def test_platform_killed_outright_takes_its_services_with_it(tmp_path: Path) -> 
     itself, so each service gets SIGTERM from the kernel as its parent dies, and stops its own."""
     home = tmp_path / "data"
     ui_port, dashboard_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "CRYPTO_ASSETS_HOME": str(home),
-        "CRYPTO_ASSETS_BOOTSTRAP_DAYS": "0",
-    }
-    env.pop("DAGSTER_HOME", None)
     log_path = tmp_path / "platform.log"
-    with log_path.open("wb") as log:
-        platform = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "crypto_assets.cli", "platform"),
-                *("--ui-port", str(ui_port), "--dashboard-port", str(dashboard_port)),
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    platform = start_platform(
+        home, ui_port, dashboard_port, log_path, CRYPTO_ASSETS_BOOTSTRAP_DAYS="0"
+    )
     groups = [platform.pid]
     try:
         deadline = time.monotonic() + 120
