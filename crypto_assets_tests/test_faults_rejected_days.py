@@ -13,7 +13,8 @@ import snowflake.connector
 
 from crypto_assets.klines.assets import clean_klines, raw_klines, snowflake_btcusdt
 from crypto_assets.resources import local_resources, prod_resources
-from crypto_assets.storage.parquet import partition_object_key, rejection_mark
+from crypto_assets.storage.parquet import partition_object_key
+from crypto_assets.storage.rejected_days import rejection_mark
 from crypto_assets_tests.binance_standin import BinanceStandIn
 from crypto_assets_tests.conftest import synthetic_days, utc_ms
 from crypto_assets_tests.lineage import (
