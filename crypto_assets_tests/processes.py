@@ -8,14 +8,33 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGSTER_DAEMON = str(Path(sys.executable).parent / "dagster-daemon")
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """The real ``dagster-daemon`` for the code location, in a session of its own (so a test
+    can signal its whole group: daemon, code server, run workers), output to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [DAGSTER_DAEMON, "run", "-m", "crypto_assets.definitions"],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def live_members(pgid: int) -> list[str]:

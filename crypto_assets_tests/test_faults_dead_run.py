@@ -14,7 +14,6 @@ after the candle closed; the day's rows must then be in the warehouse.
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,12 +26,11 @@ import yaml
 from crypto_assets.storage.run_launcher import worker_pid
 from crypto_assets_tests.binance_standin import BinanceStandIn, synthetic_klines
 from crypto_assets_tests.lineage import warehouse_open_times
+from crypto_assets_tests.processes import start_daemon
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-MODULE = "crypto_assets.definitions"
 DAY = "2024-01-01"
 NOON_MS = 1_704_110_400_000  # 2024-01-01T12:00:00Z
 MINUTE_MS = 60_000
@@ -64,19 +62,6 @@ def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     yield home
-
-
-def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-m", MODULE],
-            env=env,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def pid_alive(pid: int) -> bool:

@@ -41,6 +41,7 @@ from crypto_assets_tests.conftest import synthetic_days
 from crypto_assets_tests.lineage import CHECKS as CHECKS_DEFS
 from crypto_assets_tests.lineage import LINEAGE
 from crypto_assets_tests.postgres_cluster import PostgresCluster, guide_block, postgres_cluster
+from crypto_assets_tests.processes import start_daemon
 
 __all__ = ["postgres_cluster"]  # the session's cluster, for this module's fixtures
 
@@ -236,16 +237,7 @@ def test_the_run_queue_never_runs_two_runs_of_one_day_at_once(
             assert {record.dagster_run.status for record in records(instance, ids)} == {
                 dg.DagsterRunStatus.QUEUED
             }
-            with log.open("wb") as out:
-                daemon = subprocess.Popen(
-                    [str(BIN / "dagster-daemon"), "run", "-m", MODULE],
-                    env=env,
-                    cwd=ROOT,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            daemon = start_daemon(env, log)
             try:
                 deadline = time.monotonic() + 180
                 while not all(record.dagster_run.is_finished for record in records(instance, ids)):
